@@ -1,0 +1,107 @@
+import { z } from "zod";
+import { ConfigError } from "./errors.ts";
+
+/**
+ * The one configuration module. Every setting is an environment variable with
+ * a default (see README § Configuration); a bad value fails at start with a
+ * message naming the variable.
+ */
+const port = z.coerce.number().int().min(0).max(65535);
+const count = z.coerce.number().int().min(0);
+const seconds = z.coerce.number().int().min(1);
+const url = z.url({ protocol: /^https?$/ });
+
+const schema = z.object({
+  PORT: port.default(3000),
+  HOIST_HOST: z.string().min(1).default("127.0.0.1"),
+  HOIST_DATA_DIR: z.string().min(1).default(".hoist"),
+  HOIST_TABLE_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{3,255}$/, "3-255 letters, digits, '_', '-' or '.'")
+    .default("hoist"),
+  HOIST_LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  HOIST_PUBLIC_URL: url.optional(),
+  HOIST_FRONTEND_URL: url.optional(),
+  HOIST_CORS_ORIGINS: z
+    .string()
+    .default("")
+    .transform((s) =>
+      s
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.union([z.literal("*"), url]))),
+  HOIST_BODY_LIMIT_BYTES: count.min(1024).default(256 * 1024),
+  HOIST_RATE_LIMIT_AUTH: count.default(5),
+  HOIST_RATE_LIMIT_API: count.default(100),
+  HOIST_GITHUB_URL: url.default("https://github.com"),
+  HOIST_GITHUB_API_URL: url.default("https://api.github.com"),
+  HOIST_GITHUB_CLIENT_ID: z.string().optional(),
+  HOIST_GITHUB_CLIENT_SECRET: z.string().optional(),
+  HOIST_GITHUB_WEBHOOK_SECRET: z.string().optional(),
+  HOIST_QUEUE_MAX_ATTEMPTS: count.min(1).default(5),
+  HOIST_QUEUE_VISIBILITY_SECONDS: seconds.default(960),
+  HOIST_WS_IDLE_TIMEOUT_SECONDS: seconds.default(600),
+  HOIST_WS_MAX_AGE_SECONDS: seconds.default(7200),
+  HOIST_DYNAMODB_PORT: port.default(0),
+  HOIST_DYNAMODB_ENDPOINT: url.optional(),
+});
+
+export type Env = z.input<typeof schema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  tableName: string;
+  logLevel: "debug" | "info" | "warn" | "error" | "silent";
+  publicUrl: string | undefined;
+  frontendUrl: string | undefined;
+  corsOrigins: string[];
+  bodyLimitBytes: number;
+  rateLimit: { auth: number; api: number };
+  github: {
+    url: string;
+    apiUrl: string;
+    clientId: string | undefined;
+    clientSecret: string | undefined;
+    webhookSecret: string | undefined;
+  };
+  queue: { maxAttempts: number; visibilitySeconds: number };
+  ws: { idleTimeoutSeconds: number; maxAgeSeconds: number };
+  dynamodb: { port: number; endpoint: string | undefined };
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // An empty variable means "use the default", as in most shells' `VAR= cmd`.
+  const present = Object.fromEntries(Object.entries(env).filter(([k, v]) => k in schema.shape && v !== ""));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n  ${lines.join("\n  ")}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOIST_HOST,
+    dataDir: e.HOIST_DATA_DIR,
+    tableName: e.HOIST_TABLE_NAME,
+    logLevel: e.HOIST_LOG_LEVEL,
+    publicUrl: e.HOIST_PUBLIC_URL,
+    frontendUrl: e.HOIST_FRONTEND_URL,
+    corsOrigins: e.HOIST_CORS_ORIGINS,
+    bodyLimitBytes: e.HOIST_BODY_LIMIT_BYTES,
+    rateLimit: { auth: e.HOIST_RATE_LIMIT_AUTH, api: e.HOIST_RATE_LIMIT_API },
+    github: {
+      url: e.HOIST_GITHUB_URL,
+      apiUrl: e.HOIST_GITHUB_API_URL,
+      clientId: e.HOIST_GITHUB_CLIENT_ID,
+      clientSecret: e.HOIST_GITHUB_CLIENT_SECRET,
+      webhookSecret: e.HOIST_GITHUB_WEBHOOK_SECRET,
+    },
+    queue: { maxAttempts: e.HOIST_QUEUE_MAX_ATTEMPTS, visibilitySeconds: e.HOIST_QUEUE_VISIBILITY_SECONDS },
+    ws: { idleTimeoutSeconds: e.HOIST_WS_IDLE_TIMEOUT_SECONDS, maxAgeSeconds: e.HOIST_WS_MAX_AGE_SECONDS },
+    dynamodb: { port: e.HOIST_DYNAMODB_PORT, endpoint: e.HOIST_DYNAMODB_ENDPOINT },
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * One error hierarchy for everything a caller may see. Each error has a stable
+ * `code` and an HTTP status; `http/problem.ts` maps them to problem JSON once.
+ */
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+export class HoistError extends Error {
+  override name = "HoistError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly extra: { errors?: FieldError[]; headers?: Record<string, string> } = {},
+  ) {
+    super(message);
+  }
+}
+
+export class ValidationError extends HoistError {
+  override name = "ValidationError";
+  constructor(message: string, errors?: FieldError[]) {
+    super(400, "validation", message, errors ? { errors } : {});
+  }
+}
+
+export class UnauthorizedError extends HoistError {
+  override name = "UnauthorizedError";
+  constructor(message = "Authentication required") {
+    super(401, "unauthorized", message, { headers: { "WWW-Authenticate": 'Bearer realm="hoist"' } });
+  }
+}
+
+export class ForbiddenError extends HoistError {
+  override name = "ForbiddenError";
+  constructor(message = "You are not allowed to do this") {
+    super(403, "forbidden", message);
+  }
+}
+
+export class NotFoundError extends HoistError {
+  override name = "NotFoundError";
+  constructor(what = "Resource") {
+    super(404, "not_found", `${what} not found`);
+  }
+}
+
+export class ConflictError extends HoistError {
+  override name = "ConflictError";
+  constructor(message: string) {
+    super(409, "conflict", message);
+  }
+}
+
+export class LockedError extends HoistError {
+  override name = "LockedError";
+  constructor(message: string, retryAfterSeconds: number) {
+    super(423, "locked", message, { headers: { "Retry-After": String(retryAfterSeconds) } });
+  }
+}
+
+export class RateLimitedError extends HoistError {
+  override name = "RateLimitedError";
+  constructor(retryAfterSeconds: number, headers: Record<string, string> = {}) {
+    super(429, "rate_limited", `Too many requests; retry in ${retryAfterSeconds} s`, {
+      headers: { ...headers, "Retry-After": String(retryAfterSeconds) },
+    });
+  }
+}
+
+/** A store precondition did not hold (DynamoDB ConditionalCheckFailed, or a cancelled transaction). */
+export class ConditionFailedError extends Error {
+  override name = "ConditionFailedError";
+  /** For a transaction: the indexes of the operations whose condition failed. */
+  constructor(readonly failedIndexes: number[] = []) {
+    super("Condition failed");
+  }
+}
+
+/** Bad configuration: fails the process at start, naming the variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}

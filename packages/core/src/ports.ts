@@ -1,0 +1,64 @@
+import { z } from "zod";
+import type { Config } from "./config.ts";
+import type { Logger } from "./logger.ts";
+import type { Store } from "./store/store.ts";
+
+/**
+ * The ports the domain talks to (DESIGN.md § Shape). Each has an AWS adapter
+ * (adapters/aws) and a local one (adapters/local); the entrypoint picks once.
+ */
+
+/** A unit of background work, carried by SQS on AWS and by the table-backed queue embedded. */
+export const JobSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("deploy"), deploymentId: z.string().min(1).max(64) }),
+]);
+export type Job = z.infer<typeof JobSchema>;
+
+export interface JobQueue {
+  send(job: Job, opts?: { delaySeconds?: number }): Promise<void>;
+}
+
+/** What a one-time schedule delivers when it fires (to the auto-stop handler). */
+export const ScheduledEventSchema = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("auto-stop"),
+    ownerId: z.string().min(1).max(64),
+    appId: z.string().min(1).max(64),
+    runId: z.string().min(1).max(64),
+  }),
+]);
+export type ScheduledEvent = z.infer<typeof ScheduledEventSchema>;
+
+export interface Scheduler {
+  /** Creates or moves the one-time schedule `name` to fire `event` at `at`. */
+  schedule(name: string, at: Date, event: ScheduledEvent): Promise<void>;
+  /** Cancels it; cancelling a schedule that already fired or never existed is fine. */
+  cancel(name: string): Promise<void>;
+}
+
+export type PostResult = "sent" | "gone";
+
+/** Pushes a message to one WebSocket connection (API Gateway's @connections API). */
+export interface Broadcaster {
+  post(connectionId: string, message: unknown): Promise<PostResult>;
+}
+
+/**
+ * Envelope encryption of secrets. `context` (e.g. `{ ownerId }`) is bound to the
+ * ciphertext: decrypting with another context fails.
+ */
+export interface KeyVault {
+  encrypt(plaintext: string, context: Record<string, string>): Promise<string>;
+  decrypt(envelope: string, context: Record<string, string>): Promise<string>;
+}
+
+/** Everything the domain needs, built once by the entrypoint (Lambda or embedded runtime). */
+export interface Deps {
+  config: Config;
+  logger: Logger;
+  store: Store;
+  queue: JobQueue;
+  scheduler: Scheduler;
+  broadcaster: Broadcaster;
+  keyVault: KeyVault;
+}

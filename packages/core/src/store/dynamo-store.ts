@@ -1,0 +1,238 @@
+import { type DynamoDBClient, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import {
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  type QueryCommandInput,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
+  UpdateCommand,
+} from "@aws-sdk/lib-dynamodb";
+import { ConditionFailedError, ValidationError } from "../errors.ts";
+import type { Condition, Item, Key, Page, QuerySpec, SortCondition, Store, TransactOp, UpdateSpec } from "./store.ts";
+import { table } from "./table.ts";
+
+type TransactItem = NonNullable<TransactWriteCommandInput["TransactItems"]>[number];
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const isLive = (item: Record<string, unknown> | undefined): boolean =>
+  item !== undefined && !(typeof item.expiresAt === "number" && item.expiresAt <= nowSeconds());
+
+/**
+ * The Store over `@aws-sdk/lib-dynamodb`: DynamoDB on AWS, DynamoDB Local
+ * embedded. Items whose TTL (`expiresAt`, seconds) has passed are treated as
+ * absent on every read, since neither DynamoDB nor the emulator deletes them
+ * promptly.
+ */
+export class DynamoStore implements Store {
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(
+    client: DynamoDBClient,
+    readonly tableName: string,
+  ) {
+    this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  }
+
+  async get<T extends Item = Item>(key: Key, opts: { consistent?: boolean } = {}): Promise<T | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: keyOf(key), ConsistentRead: opts.consistent ?? true }),
+    );
+    return isLive(out.Item) ? (out.Item as T) : undefined;
+  }
+
+  async put(item: Item, opts: { condition?: Condition } = {}): Promise<void> {
+    await conditional(() =>
+      this.doc.send(new PutCommand({ TableName: this.tableName, Item: item, ...conditionParams(opts.condition) })),
+    );
+  }
+
+  async update<T extends Item = Item>(key: Key, spec: UpdateSpec): Promise<T> {
+    const out = await conditional(() =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keyOf(key),
+          ...updateParams(spec),
+          ReturnValues: "ALL_NEW",
+        }),
+      ),
+    );
+    return out.Attributes as T;
+  }
+
+  async delete<T extends Item = Item>(key: Key, opts: { condition?: Condition } = {}): Promise<T | undefined> {
+    const out = await conditional(() =>
+      this.doc.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: keyOf(key),
+          ReturnValues: "ALL_OLD",
+          ...conditionParams(opts.condition),
+        }),
+      ),
+    );
+    return isLive(out.Attributes) ? (out.Attributes as T) : undefined;
+  }
+
+  async query<T extends Item = Item>(spec: QuerySpec): Promise<Page<T>> {
+    const limit = Math.max(1, Math.min(spec.limit ?? 20, 1000));
+    const keyNames = spec.index ? table.indexes.find((i) => i.name === spec.index) : table;
+    if (!keyNames) throw new Error(`Unknown index ${spec.index}`);
+    const base: QueryCommandInput = {
+      TableName: this.tableName,
+      IndexName: spec.index,
+      KeyConditionExpression: `#pk = :pk${spec.sk ? ` AND ${sortExpression(spec.sk)}` : ""}`,
+      FilterExpression: "attribute_not_exists(#exp) OR #exp > :now",
+      ExpressionAttributeNames: { "#pk": keyNames.partitionKey, "#sk": keyNames.sortKey, "#exp": table.ttlAttribute },
+      ExpressionAttributeValues: { ":pk": spec.pk, ":now": nowSeconds(), ...sortValues(spec.sk) },
+      ScanIndexForward: !spec.reverse,
+      ConsistentRead: spec.index ? undefined : (spec.consistent ?? true),
+    };
+    if (!spec.sk) delete base.ExpressionAttributeNames?.["#sk"];
+
+    // Ask for one more than the page so `nextCursor` is null on the last page;
+    // keep going while the TTL filter leaves the page short.
+    const items: Record<string, unknown>[] = [];
+    let start = decodeCursor(spec.cursor, keyNames.partitionKey, spec.pk);
+    for (let round = 0; round < 20; round++) {
+      const out = await this.doc.send(
+        new QueryCommand({ ...base, Limit: limit + 1 - items.length, ExclusiveStartKey: start }),
+      );
+      items.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+      if (!start || items.length > limit) break;
+    }
+    if (items.length > limit) {
+      items.length = limit;
+      return { items: items as T[], nextCursor: encodeCursor(cursorKey(items[limit - 1] ?? {}, spec.index)) };
+    }
+    return { items: items as T[], nextCursor: start ? encodeCursor(start) : null };
+  }
+
+  async transact(ops: TransactOp[]): Promise<void> {
+    const TransactItems = ops.map((op) => this.transactItem(op));
+    // Racing transactions on one item get TransactionConflict; retry those briefly.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.doc.send(new TransactWriteCommand({ TransactItems }));
+        return;
+      } catch (err) {
+        if (!(err instanceof TransactionCanceledException)) throw err;
+        const reasons = err.CancellationReasons ?? [];
+        const failed = reasons.flatMap((r, i) => (r.Code === "ConditionalCheckFailed" ? [i] : []));
+        if (failed.length > 0) throw new ConditionFailedError(failed);
+        if (attempt >= 4 || !reasons.some((r) => r.Code === "TransactionConflict")) throw err;
+        await new Promise((r) => setTimeout(r, 10 * 2 ** attempt + Math.random() * 20));
+      }
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: "HEALTH", sk: "HEALTH" } }));
+  }
+
+  private transactItem(op: TransactOp): TransactItem {
+    const TableName = this.tableName;
+    if ("put" in op) return { Put: { TableName, Item: op.put, ...conditionParams(op.condition) } };
+    if ("update" in op) return { Update: { TableName, Key: keyOf(op.update), ...updateParams(op.update) } };
+    if ("delete" in op) return { Delete: { TableName, Key: keyOf(op.delete), ...conditionParams(op.condition) } };
+    return { ConditionCheck: { TableName, Key: keyOf(op.check), ...conditionParams(op.condition) } };
+  }
+}
+
+async function conditional<T>(send: () => Promise<T>): Promise<T> {
+  try {
+    return await send();
+  } catch (err) {
+    if (err instanceof Error && err.name === "ConditionalCheckFailedException") throw new ConditionFailedError();
+    throw err;
+  }
+}
+
+const keyOf = (k: Key): Key => ({ pk: k.pk, sk: k.sk });
+
+function conditionParams(c: Condition | undefined) {
+  if (!c) return {};
+  return {
+    ConditionExpression: c.expression,
+    ExpressionAttributeNames: c.names,
+    ...(Object.keys(c.values).length > 0 ? { ExpressionAttributeValues: c.values } : {}),
+  };
+}
+
+function updateParams(spec: UpdateSpec) {
+  const names: Record<string, string> = {};
+  const values: Record<string, unknown> = {};
+  const name = (attr: string) => {
+    const n = `#u${Object.keys(names).length}`;
+    names[n] = attr;
+    return n;
+  };
+  const value = (v: unknown) => {
+    const n = `:u${Object.keys(values).length}`;
+    values[n] = v;
+    return n;
+  };
+  const clauses: string[] = [];
+  const set = Object.entries(spec.set ?? {}).filter(([, v]) => v !== undefined);
+  if (set.length) clauses.push(`SET ${set.map(([k, v]) => `${name(k)} = ${value(v)}`).join(", ")}`);
+  const add = Object.entries(spec.add ?? {});
+  if (add.length) clauses.push(`ADD ${add.map(([k, v]) => `${name(k)} ${value(v)}`).join(", ")}`);
+  if (spec.remove?.length) clauses.push(`REMOVE ${spec.remove.map(name).join(", ")}`);
+  if (clauses.length === 0) throw new Error("Empty update");
+  const condition = spec.condition;
+  return {
+    UpdateExpression: clauses.join(" "),
+    ...(condition ? { ConditionExpression: condition.expression } : {}),
+    ExpressionAttributeNames: { ...names, ...condition?.names },
+    ...(Object.keys(values).length + Object.keys(condition?.values ?? {}).length > 0
+      ? { ExpressionAttributeValues: { ...values, ...condition?.values } }
+      : {}),
+  };
+}
+
+function sortExpression(sk: SortCondition): string {
+  if ("beginsWith" in sk) return "begins_with(#sk, :sk)";
+  if ("between" in sk) return "#sk BETWEEN :sk AND :sk2";
+  const op = { lte: "<=", gte: ">=", lt: "<", gt: ">" } as const;
+  const [k] = Object.keys(sk) as (keyof typeof op)[];
+  return `#sk ${op[k as keyof typeof op]} :sk`;
+}
+
+function sortValues(sk: SortCondition | undefined): Record<string, string> {
+  if (!sk) return {};
+  if ("between" in sk) return { ":sk": sk.between[0], ":sk2": sk.between[1] };
+  return { ":sk": Object.values(sk)[0] as string };
+}
+
+function cursorKey(item: Record<string, unknown>, index: QuerySpec["index"]): Record<string, unknown> {
+  const attrs: string[] = [table.partitionKey, table.sortKey];
+  const idx = table.indexes.find((i) => i.name === index);
+  if (idx) attrs.push(idx.partitionKey, idx.sortKey);
+  return Object.fromEntries(attrs.map((a) => [a, item[a]]));
+}
+
+function encodeCursor(key: Record<string, unknown>): string {
+  return Buffer.from(JSON.stringify(key)).toString("base64url");
+}
+
+/** A cursor is only valid for the partition it came from: it cannot be used to read another tenant's items. */
+function decodeCursor(cursor: string | null | undefined, pkName: string, pk: string) {
+  if (!cursor) return undefined;
+  try {
+    const key: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    if (
+      key &&
+      typeof key === "object" &&
+      !Array.isArray(key) &&
+      Object.values(key).every((v) => typeof v === "string") &&
+      (key as Record<string, string>)[pkName] === pk
+    ) {
+      return key as Record<string, string>;
+    }
+  } catch {}
+  throw new ValidationError("Invalid cursor", [{ path: "cursor", message: "Not a cursor from this list" }]);
+}
