@@ -76,12 +76,7 @@ export interface Config {
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   // An empty variable means "use the default", as in most shells' `VAR= cmd`.
   const present = Object.fromEntries(Object.entries(env).filter(([k, v]) => k in schema.shape && v !== ""));
-  const parsed = schema.safeParse(present);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
-    throw new ConfigError(`Invalid configuration:\n  ${lines.join("\n  ")}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(schema, present, "Invalid configuration");
   return {
     port: e.PORT,
     host: e.HOIST_HOST,
@@ -104,4 +99,49 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ws: { idleTimeoutSeconds: e.HOIST_WS_IDLE_TIMEOUT_SECONDS, maxAgeSeconds: e.HOIST_WS_MAX_AGE_SECONDS },
     dynamodb: { port: e.HOIST_DYNAMODB_PORT, endpoint: e.HOIST_DYNAMODB_ENDPOINT },
   };
+}
+
+/** Names of the AWS resources a Lambda uses, set by the stacks (stacks/) as environment variables. */
+const awsSchema = z.object({
+  HOIST_STAGE: z.string().min(1),
+  HOIST_TABLE_NAME: z.string().min(3),
+  HOIST_QUEUE_URL: url,
+  HOIST_KMS_KEY_ID: z.string().min(1),
+  HOIST_SCHEDULE_GROUP: z.string().min(1),
+  HOIST_SCHEDULER_ROLE_ARN: z.string().startsWith("arn:"),
+  HOIST_AUTO_STOP_FUNCTION_ARN: z.string().startsWith("arn:"),
+  HOIST_WS_ENDPOINT: url,
+});
+
+export interface AwsResources {
+  stage: string;
+  tableName: string;
+  queueUrl: string;
+  kmsKeyId: string;
+  scheduleGroup: string;
+  schedulerRoleArn: string;
+  autoStopFunctionArn: string;
+  wsEndpoint: string;
+}
+
+export function loadAwsResources(env: Record<string, string | undefined> = process.env): AwsResources {
+  const e = parseEnv(awsSchema, env, "Missing AWS resource configuration");
+  return {
+    stage: e.HOIST_STAGE,
+    tableName: e.HOIST_TABLE_NAME,
+    queueUrl: e.HOIST_QUEUE_URL,
+    kmsKeyId: e.HOIST_KMS_KEY_ID,
+    scheduleGroup: e.HOIST_SCHEDULE_GROUP,
+    schedulerRoleArn: e.HOIST_SCHEDULER_ROLE_ARN,
+    autoStopFunctionArn: e.HOIST_AUTO_STOP_FUNCTION_ARN,
+    wsEndpoint: e.HOIST_WS_ENDPOINT,
+  };
+}
+
+/** Parses the environment; the error names each bad variable. */
+function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, unknown>, heading: string): z.output<S> {
+  const parsed = schema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+  throw new ConfigError(`${heading}:\n  ${lines.join("\n  ")}`);
 }

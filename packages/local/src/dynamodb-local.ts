@@ -114,7 +114,10 @@ async function waitReady(
 ): Promise<void> {
   let failed: Error | undefined;
   child.once("error", (err) => {
-    failed = (err as NodeJS.ErrnoException).code === "ENOENT" ? new Error("Java 17 is required: `java` was not found on PATH") : err;
+    failed =
+      (err as NodeJS.ErrnoException).code === "ENOENT"
+        ? new Error("Java 17 is required: `java` was not found on PATH")
+        : err;
   });
   void exited.then((code) => {
     failed ??= new Error(`DynamoDB Local exited (code ${code}) before it was ready:\n${output().trim()}`);

@@ -139,7 +139,16 @@ export class DynamoStore implements Store {
     if ("put" in op) return { Put: { TableName, Item: op.put, ...conditionParams(op.condition) } };
     if ("update" in op) return { Update: { TableName, Key: keyOf(op.update), ...updateParams(op.update) } };
     if ("delete" in op) return { Delete: { TableName, Key: keyOf(op.delete), ...conditionParams(op.condition) } };
-    return { ConditionCheck: { TableName, Key: keyOf(op.check), ...conditionParams(op.condition) } };
+    const check = op.condition;
+    return {
+      ConditionCheck: {
+        TableName,
+        Key: keyOf(op.check),
+        ConditionExpression: check.expression,
+        ExpressionAttributeNames: check.names,
+        ...(Object.keys(check.values).length > 0 ? { ExpressionAttributeValues: check.values } : {}),
+      },
+    };
   }
 }
 

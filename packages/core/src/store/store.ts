@@ -1,10 +1,10 @@
 import type { IndexName } from "./table.ts";
 
 /** The single-table Store port. Keys are built only by entity modules (`<domain>/entity.ts`). */
-export interface Key {
+export type Key = {
   pk: string;
   sk: string;
-}
+};
 
 export type Item = Key & Record<string, unknown>;
 
@@ -71,7 +71,10 @@ export interface Store {
 }
 
 let seq = 0;
-const placeholder = () => (seq = (seq + 1) % 1_000_000).toString(36);
+const placeholder = () => {
+  seq = (seq + 1) % 1_000_000;
+  return seq.toString(36);
+};
 
 /** Condition builders: each returns its own unique placeholders, so they compose with `and`/`or`. */
 export const cond = {

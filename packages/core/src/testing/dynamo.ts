@@ -5,7 +5,9 @@ import { DynamoStore } from "../store/dynamo-store.ts";
 import { createTableInput } from "../store/table.ts";
 
 /** A fresh table on the test run's DynamoDB Local (started once in vitest.global-setup.ts). */
-export async function testTable(prefix = "t"): Promise<{ client: DynamoDBClient; tableName: string; store: DynamoStore }> {
+export async function testTable(
+  prefix = "t",
+): Promise<{ client: DynamoDBClient; tableName: string; store: DynamoStore }> {
   const client = new DynamoDBClient({
     endpoint: inject("dynamoEndpoint"),
     region: "local",

@@ -1,0 +1,73 @@
+import { swaggerUI } from "@hono/swagger-ui";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { cors } from "hono/cors";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import { healthRoutes } from "../health/routes.ts";
+import type { Deps } from "../ports.ts";
+import type { AppEnv } from "./env.ts";
+import { jsonBody } from "./middleware/json-body.ts";
+import { allowedMethods } from "./middleware/method-not-allowed.ts";
+import { type RequestRecord, requestLog } from "./middleware/request-log.ts";
+import { onError, problem, validationHook } from "./problem.ts";
+
+export interface AppOptions {
+  /** Sees one record per request (method, path, status, duration): the `logs:all` stream. */
+  onRequest?: (record: RequestRecord) => void;
+}
+
+/** The whole HTTP API as one Hono app, served by Lambda (`handle(app)`) and by the embedded runtime alike. */
+export function createApp(deps: Deps, opts: AppOptions = {}) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+  app.use(
+    "*",
+    requestId({ headerName: "X-Request-Id" }),
+    async (c, next) => {
+      c.set("deps", deps);
+      c.set("logger", deps.logger);
+      await next();
+    },
+    requestLog(opts.onRequest),
+    secureHeaders(),
+  );
+  if (deps.config.corsOrigins.length > 0) {
+    const origins = deps.config.corsOrigins;
+    app.use(
+      "/api/*",
+      cors({
+        origin: origins.includes("*") ? "*" : origins,
+        allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
+        allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE"],
+        exposeHeaders: ["X-Request-Id", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
+        maxAge: 600,
+      }),
+    );
+  }
+  app.use("/api/*", ...jsonBody(deps.config.bodyLimitBytes));
+
+  app.route("/", healthRoutes);
+
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: { title: "Hoist API", version: "1.0.0", description: "Deploy control plane: see API.md for the contract." },
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+  app.get("/docs", swaggerUI({ url: "/openapi.json", title: "Hoist API" }));
+
+  const allowed = allowedMethods(app.routes);
+  app.notFound((c) => {
+    const methods = allowed(c);
+    if (methods.length > 0) {
+      return problem(c, 405, `${c.req.method} is not allowed here; use ${methods.join(", ")}`, {
+        code: "method_not_allowed",
+        headers: { Allow: methods.join(", ") },
+      });
+    }
+    return problem(c, 404, `No route for ${c.req.method} ${c.req.path}`, { code: "not_found" });
+  });
+  app.onError(onError);
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

@@ -1,0 +1,34 @@
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ApiGatewayBroadcaster } from "../adapters/aws/apigw-broadcaster.ts";
+import { FileKeyVault } from "../adapters/local/file-key-vault.ts";
+import { TableQueue } from "../adapters/local/table-queue.ts";
+import { TableScheduler } from "../adapters/local/table-scheduler.ts";
+import { type Config, loadConfig } from "../config.ts";
+import { createLogger } from "../logger.ts";
+import type { Deps } from "../ports.ts";
+import { testTable } from "./dynamo.ts";
+
+/**
+ * Real local adapters over a fresh table, for handler tests through
+ * `app.request()`. Queues and the scheduler are not started: tests that need
+ * them running start them.
+ */
+export async function testDeps(env: Record<string, string> = {}): Promise<Deps & { config: Config }> {
+  const { store } = await testTable();
+  const config = loadConfig({ HOIST_LOG_LEVEL: "silent", ...env });
+  const logger = createLogger(config.logLevel);
+  const dataDir = await mkdtemp(join(tmpdir(), "hoist-test-"));
+  return {
+    config,
+    logger,
+    store,
+    queue: new TableQueue({ store, name: "deploy", maxAttempts: 3, visibilitySeconds: 30, logger }),
+    scheduler: new TableScheduler(
+      new TableQueue({ store, name: "schedules", maxAttempts: 3, visibilitySeconds: 30, logger }),
+    ),
+    broadcaster: new ApiGatewayBroadcaster({ endpoint: "http://127.0.0.1:9" }),
+    keyVault: await FileKeyVault.open(dataDir),
+  };
+}

@@ -1,0 +1,167 @@
+import { mkdir } from "node:fs/promises";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join, resolve } from "node:path";
+import { ApiGatewayManagementApiClient } from "@aws-sdk/client-apigatewaymanagementapi";
+import { CreateTableCommand, type DynamoDBClient, UpdateTimeToLiveCommand } from "@aws-sdk/client-dynamodb";
+import { ApiGatewayBroadcaster } from "@hoist/core/adapters/aws/apigw-broadcaster";
+import { FileKeyVault } from "@hoist/core/adapters/local/file-key-vault";
+import { TableQueue } from "@hoist/core/adapters/local/table-queue";
+import { TableScheduler } from "@hoist/core/adapters/local/table-scheduler";
+import type { Config } from "@hoist/core/config";
+import { createApp } from "@hoist/core/http/app";
+import { createScheduledEventHandler } from "@hoist/core/jobs/auto-stop";
+import { jobHandlers, scheduledHandlers } from "@hoist/core/jobs/handlers";
+import { createJobWorker } from "@hoist/core/jobs/worker";
+import { createLogger, type Logger } from "@hoist/core/logger";
+import type { Deps } from "@hoist/core/ports";
+import { createWsHandler } from "@hoist/core/realtime/ws-handler";
+import { DynamoStore } from "@hoist/core/store/dynamo-store";
+import { createTableInput, table } from "@hoist/core/store/table";
+import { createAdaptorServer } from "@hono/node-server";
+import { type DynamoDbLocal, dynamoClient, startDynamoDbLocal } from "./dynamodb-local.ts";
+import { WsGateway } from "./ws-gateway.ts";
+
+export interface Runtime {
+  url: string;
+  wsUrl: string;
+  deps: Deps;
+  stop(): Promise<void>;
+}
+
+/**
+ * Hoist on one machine: DynamoDB Local on disk, the Hono app on Node, the
+ * WebSocket gateway, and the table-backed queue and scheduler driving the same
+ * worker and auto-stop handlers the Lambdas run.
+ */
+export async function startRuntime(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<Runtime> {
+  const dataDir = resolve(config.dataDir);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const fn of stops.reverse())
+      await fn().catch((err: unknown) => logger.error("shutdown step failed", { error: err }));
+  };
+
+  try {
+    let db: DynamoDbLocal | undefined;
+    let client: DynamoDBClient;
+    if (config.dynamodb.endpoint) {
+      client = dynamoClient(config.dynamodb.endpoint);
+    } else {
+      db = await startDynamoDbLocal({ dataDir: join(dataDir, "dynamodb"), port: config.dynamodb.port });
+      stops.push(() => (db as DynamoDbLocal).stop());
+      client = db.client;
+    }
+    await ensureTable(client, config.tableName);
+    const store = new DynamoStore(client, config.tableName);
+
+    const ws = new WsGateway({
+      handler: (event) => wsHandler(event),
+      logger,
+      idleTimeoutSeconds: config.ws.idleTimeoutSeconds,
+      maxAgeSeconds: config.ws.maxAgeSeconds,
+    });
+    const managementUrl = await ws.listenManagement();
+    const managementClient = new ApiGatewayManagementApiClient({
+      endpoint: managementUrl,
+      region: "local",
+      credentials: { accessKeyId: "hoist", secretAccessKey: "local" },
+    });
+
+    const queue = new TableQueue({
+      store,
+      name: "deploy",
+      maxAttempts: config.queue.maxAttempts,
+      visibilitySeconds: config.queue.visibilitySeconds,
+      logger,
+    });
+    const schedules = new TableQueue({
+      store,
+      name: "schedules",
+      maxAttempts: config.queue.maxAttempts,
+      visibilitySeconds: 300,
+      logger,
+    });
+    const scheduler = new TableScheduler(schedules);
+
+    const deps: Deps = {
+      config,
+      logger,
+      store,
+      queue,
+      scheduler,
+      broadcaster: new ApiGatewayBroadcaster({ endpoint: managementUrl, client: managementClient }),
+      keyVault: await FileKeyVault.open(dataDir),
+    };
+    const wsHandler = createWsHandler(deps);
+
+    // The same worker the SQS-triggered Lambda runs, fed one record at a time.
+    const worker = createJobWorker(deps, jobHandlers);
+    queue.start(async (message) => {
+      const result = await worker({ Records: [sqsRecord(message.id, message.body, message.attempt)] });
+      if (result.batchItemFailures.length > 0) throw new Error("Job failed; it will be retried");
+    });
+    stops.push(() => queue.stop());
+    const fire = createScheduledEventHandler(deps, scheduledHandlers);
+    scheduler.start(fire);
+    stops.push(() => scheduler.stop());
+
+    const app = createApp(deps);
+    const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+    ws.attach(server);
+    await new Promise<void>((ok, fail) => {
+      server.once("error", fail);
+      server.listen(config.port, config.host, () => ok());
+    });
+    stops.push(async () => {
+      await ws.close();
+      await new Promise<void>((ok) => {
+        server.close(() => ok());
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 2000).unref();
+      });
+    });
+    stops.push(async () => managementClient.destroy());
+
+    const { port } = server.address() as AddressInfo;
+    const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
+    return { url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}/ws`, deps, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function ensureTable(client: DynamoDBClient, tableName: string): Promise<void> {
+  try {
+    await client.send(new CreateTableCommand(createTableInput(tableName)));
+    await client.send(
+      new UpdateTimeToLiveCommand({
+        TableName: tableName,
+        TimeToLiveSpecification: { AttributeName: table.ttlAttribute, Enabled: true },
+      }),
+    );
+  } catch (err) {
+    if (!(err instanceof Error && err.name === "ResourceInUseException")) throw err;
+  }
+}
+
+function sqsRecord(messageId: string, body: string, attempt: number) {
+  return {
+    messageId,
+    receiptHandle: messageId,
+    body,
+    attributes: {
+      ApproximateReceiveCount: String(attempt),
+      SentTimestamp: String(Date.now()),
+      SenderId: "hoist-local",
+      ApproximateFirstReceiveTimestamp: String(Date.now()),
+    },
+    messageAttributes: {},
+    md5OfBody: "",
+    eventSource: "aws:sqs",
+    eventSourceARN: "arn:aws:sqs:local:000000000000:deploy",
+    awsRegion: "local",
+  };
+}
