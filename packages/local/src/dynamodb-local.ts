@@ -3,6 +3,7 @@ import { readdirSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 
@@ -72,7 +73,8 @@ export async function startDynamoDbLocal(opts: DynamoDbLocalOptions = {}): Promi
       "-port",
       String(port),
     ],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    // It writes a metadata file into its working directory: keep that beside the data, not in the caller's cwd.
+    { stdio: ["ignore", "pipe", "pipe"], cwd: opts.dataDir ? resolve(opts.dataDir) : tmpdir() },
   );
   let output = "";
   const keep = (chunk: Buffer) => {
