@@ -69,6 +69,7 @@ export async function startDynamoDbLocal(opts: DynamoDbLocalOptions = {}): Promi
       "-jar",
       join(jars, "DynamoDBLocal.jar"),
       "-sharedDb",
+      "-disableTelemetry",
       ...storage,
       "-port",
       String(port),
