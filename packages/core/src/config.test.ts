@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadAwsResources, loadConfig } from "./config.ts";
+import { awsResource, loadConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 
 describe("loadConfig", () => {
@@ -41,16 +41,12 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ [name]: value })).toThrow(name);
   });
 
-  it("names every missing AWS resource variable", () => {
-    const err = (() => {
-      try {
-        loadAwsResources({ HOIST_STAGE: "prod" });
-      } catch (e) {
-        return e as Error;
-      }
-    })();
-    expect(err).toBeInstanceOf(ConfigError);
-    expect(err?.message).toContain("HOIST_QUEUE_URL");
-    expect(err?.message).toContain("HOIST_KMS_KEY_ID");
+  it("names a missing or malformed AWS resource variable", () => {
+    expect(awsResource("HOIST_QUEUE_URL", { HOIST_QUEUE_URL: "https://sqs.example/q" })).toBe("https://sqs.example/q");
+    expect(() => awsResource("HOIST_QUEUE_URL", {})).toThrow(ConfigError);
+    expect(() => awsResource("HOIST_QUEUE_URL", {})).toThrow("HOIST_QUEUE_URL");
+    expect(() => awsResource("HOIST_SCHEDULER_ROLE_ARN", { HOIST_SCHEDULER_ROLE_ARN: "role" })).toThrow(
+      "HOIST_SCHEDULER_ROLE_ARN",
+    );
   });
 });

@@ -35,6 +35,11 @@ const schema = z.object({
   HOIST_BODY_LIMIT_BYTES: count.min(1024).default(256 * 1024),
   HOIST_RATE_LIMIT_AUTH: count.default(5),
   HOIST_RATE_LIMIT_API: count.default(100),
+  HOIST_JWT_ISSUER: z.string().min(1).max(200).default("hoist"),
+  HOIST_ACCESS_TOKEN_TTL_SECONDS: seconds.max(86_400).default(900),
+  HOIST_REFRESH_TOKEN_TTL_SECONDS: seconds.default(30 * 86_400),
+  HOIST_LOCKOUT_ATTEMPTS: count.min(1).default(5),
+  HOIST_LOCKOUT_SECONDS: seconds.default(900),
   HOIST_GITHUB_URL: url.default("https://github.com"),
   HOIST_GITHUB_API_URL: url.default("https://api.github.com"),
   HOIST_GITHUB_CLIENT_ID: z.string().optional(),
@@ -61,6 +66,13 @@ export interface Config {
   corsOrigins: string[];
   bodyLimitBytes: number;
   rateLimit: { auth: number; api: number };
+  auth: {
+    issuer: string;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlSeconds: number;
+    lockoutAttempts: number;
+    lockoutSeconds: number;
+  };
   github: {
     url: string;
     apiUrl: string;
@@ -88,6 +100,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     corsOrigins: e.HOIST_CORS_ORIGINS,
     bodyLimitBytes: e.HOIST_BODY_LIMIT_BYTES,
     rateLimit: { auth: e.HOIST_RATE_LIMIT_AUTH, api: e.HOIST_RATE_LIMIT_API },
+    auth: {
+      issuer: e.HOIST_JWT_ISSUER,
+      accessTokenTtlSeconds: e.HOIST_ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenTtlSeconds: e.HOIST_REFRESH_TOKEN_TTL_SECONDS,
+      lockoutAttempts: e.HOIST_LOCKOUT_ATTEMPTS,
+      lockoutSeconds: e.HOIST_LOCKOUT_SECONDS,
+    },
     github: {
       url: e.HOIST_GITHUB_URL,
       apiUrl: e.HOIST_GITHUB_API_URL,
@@ -101,8 +120,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
 }
 
-/** Names of the AWS resources a Lambda uses, set by the stacks (stacks/) as environment variables. */
-const awsSchema = z.object({
+/** AWS resources a Lambda uses, set by the stacks (stacks/) as environment variables; each function gets only its own. */
+const awsSchema = {
   HOIST_STAGE: z.string().min(1),
   HOIST_TABLE_NAME: z.string().min(3),
   HOIST_QUEUE_URL: url,
@@ -111,31 +130,13 @@ const awsSchema = z.object({
   HOIST_SCHEDULER_ROLE_ARN: z.string().startsWith("arn:"),
   HOIST_AUTO_STOP_FUNCTION_ARN: z.string().startsWith("arn:"),
   HOIST_WS_ENDPOINT: url,
-});
+} as const;
 
-export interface AwsResources {
-  stage: string;
-  tableName: string;
-  queueUrl: string;
-  kmsKeyId: string;
-  scheduleGroup: string;
-  schedulerRoleArn: string;
-  autoStopFunctionArn: string;
-  wsEndpoint: string;
-}
+export type AwsResourceName = keyof typeof awsSchema;
 
-export function loadAwsResources(env: Record<string, string | undefined> = process.env): AwsResources {
-  const e = parseEnv(awsSchema, env, "Missing AWS resource configuration");
-  return {
-    stage: e.HOIST_STAGE,
-    tableName: e.HOIST_TABLE_NAME,
-    queueUrl: e.HOIST_QUEUE_URL,
-    kmsKeyId: e.HOIST_KMS_KEY_ID,
-    scheduleGroup: e.HOIST_SCHEDULE_GROUP,
-    schedulerRoleArn: e.HOIST_SCHEDULER_ROLE_ARN,
-    autoStopFunctionArn: e.HOIST_AUTO_STOP_FUNCTION_ARN,
-    wsEndpoint: e.HOIST_WS_ENDPOINT,
-  };
+/** Reads one AWS resource variable; a missing or malformed one fails naming it. */
+export function awsResource(name: AwsResourceName, env: Record<string, string | undefined> = process.env): string {
+  return parseEnv(z.object({ [name]: awsSchema[name] }), env, "Missing AWS resource configuration")[name] as string;
 }
 
 /** Parses the environment; the error names each bad variable. */

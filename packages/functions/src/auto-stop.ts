@@ -3,4 +3,4 @@ import { scheduledHandlers } from "@hoist/core/jobs/handlers";
 import { awsDeps } from "./aws-deps.ts";
 
 /** Invoked by EventBridge Scheduler with the schedule's Input as the event. */
-export const handler = createScheduledEventHandler(awsDeps(), scheduledHandlers);
+export const handler = createScheduledEventHandler(await awsDeps(), scheduledHandlers);

@@ -7,39 +7,85 @@ import { ApiGatewayBroadcaster } from "@hoist/core/adapters/aws/apigw-broadcaste
 import { EventBridgeScheduler } from "@hoist/core/adapters/aws/eventbridge-scheduler";
 import { KmsKeyVault } from "@hoist/core/adapters/aws/kms-key-vault";
 import { SqsQueue } from "@hoist/core/adapters/aws/sqs-queue";
-import { loadAwsResources, loadConfig } from "@hoist/core/config";
+import { type JwtKeySet, parseKeySet } from "@hoist/core/auth/keys";
+import { awsResource, loadConfig } from "@hoist/core/config";
+import { ConfigError } from "@hoist/core/errors";
 import { createLogger } from "@hoist/core/logger";
 import type { Deps } from "@hoist/core/ports";
 import { DynamoStore } from "@hoist/core/store/dynamo-store";
 import { Config as Secrets } from "sst/node/config";
 
+/** An SST secret if it is bound to this function (SST's Config throws for unbound names). */
+function secret(name: string): string | undefined {
+  try {
+    return (Secrets as unknown as Record<string, string | undefined>)[name];
+  } catch {
+    return undefined;
+  }
+}
+
+function once<T>(build: () => T): () => T {
+  let value: T | undefined;
+  return () => {
+    value ??= build();
+    return value;
+  };
+}
+
 /**
- * The AWS adapters, built once per Lambda cold start from the environment the
- * stacks set and the SST secrets bound to the function.
+ * The AWS adapters for one Lambda, built from the environment and secrets the
+ * stacks give that function. Each adapter is built on first use, so a function
+ * only needs the resources it actually touches (least privilege, stacks/).
  */
-export function awsDeps(): Deps {
-  const secrets = Secrets as unknown as Record<string, string | undefined>;
+export async function awsDeps(): Promise<Deps> {
   const config = loadConfig({
     ...process.env,
-    HOIST_GITHUB_CLIENT_SECRET: secrets.GITHUB_CLIENT_SECRET,
-    HOIST_GITHUB_WEBHOOK_SECRET: secrets.GITHUB_WEBHOOK_SECRET,
+    HOIST_GITHUB_CLIENT_SECRET: secret("GITHUB_CLIENT_SECRET"),
+    HOIST_GITHUB_WEBHOOK_SECRET: secret("GITHUB_WEBHOOK_SECRET"),
   });
-  const aws = loadAwsResources();
+  const jwtSecret = secret("JWT_PRIVATE_KEY");
+  const jwtKeys: JwtKeySet | undefined = jwtSecret
+    ? await parseKeySet(jwtSecret, "SST secret JWT_PRIVATE_KEY")
+    : undefined;
+
+  const store = once(() => new DynamoStore(new DynamoDBClient({}), awsResource("HOIST_TABLE_NAME")));
+  const queue = once(() => new SqsQueue({ queueUrl: awsResource("HOIST_QUEUE_URL"), client: new SQSClient({}) }));
+  const scheduler = once(
+    () =>
+      new EventBridgeScheduler({
+        groupName: awsResource("HOIST_SCHEDULE_GROUP"),
+        roleArn: awsResource("HOIST_SCHEDULER_ROLE_ARN"),
+        targetArn: awsResource("HOIST_AUTO_STOP_FUNCTION_ARN"),
+        client: new SchedulerClient({}),
+      }),
+  );
+  const broadcaster = once(() => {
+    const endpoint = awsResource("HOIST_WS_ENDPOINT");
+    return new ApiGatewayBroadcaster({ endpoint, client: new ApiGatewayManagementApiClient({ endpoint }) });
+  });
+  const keyVault = once(() => new KmsKeyVault({ keyId: awsResource("HOIST_KMS_KEY_ID"), client: new KMSClient({}) }));
+
   return {
     config,
     logger: createLogger(config.logLevel),
-    store: new DynamoStore(new DynamoDBClient({}), aws.tableName),
-    queue: new SqsQueue({ queueUrl: aws.queueUrl, client: new SQSClient({}) }),
-    scheduler: new EventBridgeScheduler({
-      groupName: aws.scheduleGroup,
-      roleArn: aws.schedulerRoleArn,
-      targetArn: aws.autoStopFunctionArn,
-      client: new SchedulerClient({}),
-    }),
-    broadcaster: new ApiGatewayBroadcaster({
-      endpoint: aws.wsEndpoint,
-      client: new ApiGatewayManagementApiClient({ endpoint: aws.wsEndpoint }),
-    }),
-    keyVault: new KmsKeyVault({ keyId: aws.kmsKeyId, client: new KMSClient({}) }),
+    get store() {
+      return store();
+    },
+    get queue() {
+      return queue();
+    },
+    get scheduler() {
+      return scheduler();
+    },
+    get broadcaster() {
+      return broadcaster();
+    },
+    get keyVault() {
+      return keyVault();
+    },
+    get jwtKeys(): JwtKeySet {
+      if (!jwtKeys) throw new ConfigError("The JWT_PRIVATE_KEY secret is not bound to this function");
+      return jwtKeys;
+    },
   };
 }

@@ -2,4 +2,4 @@ import { jobHandlers } from "@hoist/core/jobs/handlers";
 import { createJobWorker } from "@hoist/core/jobs/worker";
 import { awsDeps } from "./aws-deps.ts";
 
-export const handler = createJobWorker(awsDeps(), jobHandlers);
+export const handler = createJobWorker(await awsDeps(), jobHandlers);

@@ -1,0 +1,56 @@
+import type { IGrantable } from "aws-cdk-lib/aws-iam";
+import type { IConstruct } from "constructs";
+import { type StackContext, use, WebSocketApi } from "sst/constructs";
+import { allowTableReadWrite } from "../infra/grants.ts";
+import { suppressRouteAuthorization, suppressScopedWildcard } from "../infra/nag.ts";
+import { Data } from "./Data.ts";
+import { hoistFunction } from "./function.ts";
+
+/**
+ * The WebSocket API: `$connect`, `$disconnect` and `$default` all go to one
+ * Lambda. Other functions push to connections through `allowPost` and the
+ * management endpoint `endpoint`.
+ */
+export function Realtime({ stack }: StackContext) {
+  const { table, secrets } = use(Data);
+
+  const ws = hoistFunction(stack, "Ws", {
+    description: "WebSocket connect, disconnect and subscribe",
+    handler: "packages/functions/src/ws.handler",
+    timeout: "10 seconds",
+    memorySize: "512 MB",
+    environment: { HOIST_TABLE_NAME: table.tableName },
+    // $connect verifies the user's token.
+    bind: [secrets.jwtPrivateKey],
+  });
+  allowTableReadWrite(ws, table);
+
+  // The construct also lets its route functions (ws) call @connections on this API.
+  const api = new WebSocketApi(stack, "Realtime", {
+    routes: { $connect: ws, $disconnect: ws, $default: ws },
+    accessLog: { retention: "one_month" },
+  });
+  suppressScopedWildcard(ws, "connections");
+  for (const key of ["$connect", "$disconnect", "$default"]) {
+    suppressRouteAuthorization(
+      api.getRoute(key) as IConstruct,
+      "The ws Lambda authenticates on $connect itself (the JWT in the connect URL's query, verified with " +
+        "JWT_PRIVATE_KEY) and rejects the upgrade without it; later messages only reach authenticated connections.",
+    );
+  }
+  const stage = api.cdk.webSocketStage;
+  // https://{apiId}.execute-api.{region}.amazonaws.com/{stage}
+  const endpoint = stage.callbackUrl;
+  ws.addEnvironment("HOIST_WS_ENDPOINT", endpoint);
+
+  stack.addOutputs({ WebSocketUrl: api.url });
+  return {
+    api,
+    endpoint,
+    /** `execute-api:ManageConnections` on this API's stage's `@connections/*`, nothing else. */
+    allowPost: (grantee: IGrantable) => {
+      stage.grantManagementApiAccess(grantee);
+      suppressScopedWildcard(grantee, "connections");
+    },
+  };
+}
