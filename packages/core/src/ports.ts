@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { JwtKeySet } from "./auth/keys.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./logger.ts";
 import type { Store } from "./store/store.ts";
@@ -61,4 +62,6 @@ export interface Deps {
   scheduler: Scheduler;
   broadcaster: Broadcaster;
   keyVault: KeyVault;
+  /** JWT signing and verification keys (a data-dir file embedded, an SST secret on AWS). */
+  jwtKeys: JwtKeySet;
 }

@@ -8,6 +8,7 @@ import { ApiGatewayBroadcaster } from "@hoist/core/adapters/aws/apigw-broadcaste
 import { FileKeyVault } from "@hoist/core/adapters/local/file-key-vault";
 import { TableQueue } from "@hoist/core/adapters/local/table-queue";
 import { TableScheduler } from "@hoist/core/adapters/local/table-scheduler";
+import { fileKeySet } from "@hoist/core/auth/keys";
 import type { Config } from "@hoist/core/config";
 import { createApp } from "@hoist/core/http/app";
 import { createScheduledEventHandler } from "@hoist/core/jobs/auto-stop";
@@ -93,6 +94,7 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
       scheduler,
       broadcaster: new ApiGatewayBroadcaster({ endpoint: managementUrl, client: managementClient }),
       keyVault: await FileKeyVault.open(dataDir),
+      jwtKeys: await fileKeySet(dataDir),
     };
     const wsHandler = createWsHandler(deps);
 

@@ -85,9 +85,19 @@ export class DynamoStore implements Store {
       TableName: this.tableName,
       IndexName: spec.index,
       KeyConditionExpression: `#pk = :pk${spec.sk ? ` AND ${sortExpression(spec.sk)}` : ""}`,
-      FilterExpression: "attribute_not_exists(#exp) OR #exp > :now",
-      ExpressionAttributeNames: { "#pk": keyNames.partitionKey, "#sk": keyNames.sortKey, "#exp": table.ttlAttribute },
-      ExpressionAttributeValues: { ":pk": spec.pk, ":now": nowSeconds(), ...sortValues(spec.sk) },
+      FilterExpression: `(attribute_not_exists(#exp) OR #exp > :now)${spec.filter ? ` AND (${spec.filter.expression})` : ""}`,
+      ExpressionAttributeNames: {
+        "#pk": keyNames.partitionKey,
+        "#sk": keyNames.sortKey,
+        "#exp": table.ttlAttribute,
+        ...spec.filter?.names,
+      },
+      ExpressionAttributeValues: {
+        ":pk": spec.pk,
+        ":now": nowSeconds(),
+        ...sortValues(spec.sk),
+        ...spec.filter?.values,
+      },
       ScanIndexForward: !spec.reverse,
       ConsistentRead: spec.index ? undefined : (spec.consistent ?? true),
     };

@@ -42,6 +42,8 @@ export interface QuerySpec {
   /** Newest first (descending sort key). */
   reverse?: boolean;
   consistent?: boolean;
+  /** Applied after the key condition; pages are still filled up to `limit` where items remain. */
+  filter?: Condition;
 }
 
 export interface Page<T> {

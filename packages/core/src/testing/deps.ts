@@ -5,6 +5,7 @@ import { ApiGatewayBroadcaster } from "../adapters/aws/apigw-broadcaster.ts";
 import { FileKeyVault } from "../adapters/local/file-key-vault.ts";
 import { TableQueue } from "../adapters/local/table-queue.ts";
 import { TableScheduler } from "../adapters/local/table-scheduler.ts";
+import { fileKeySet } from "../auth/keys.ts";
 import { type Config, loadConfig } from "../config.ts";
 import { createLogger } from "../logger.ts";
 import type { Deps } from "../ports.ts";
@@ -30,5 +31,6 @@ export async function testDeps(env: Record<string, string> = {}): Promise<Deps &
     ),
     broadcaster: new ApiGatewayBroadcaster({ endpoint: "http://127.0.0.1:9" }),
     keyVault: await FileKeyVault.open(dataDir),
+    jwtKeys: await fileKeySet(dataDir),
   };
 }

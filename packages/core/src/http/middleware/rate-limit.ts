@@ -1,0 +1,41 @@
+import type { Context, MiddlewareHandler } from "hono";
+import { authKeys } from "../../auth/entity.ts";
+import { RateLimitedError } from "../../errors.ts";
+import type { AppEnv } from "../env.ts";
+import { clientIp } from "./client-ip.ts";
+
+const WINDOW_SECONDS = 60;
+
+/**
+ * Fixed one-minute windows counted atomically in the table (UpdateItem ADD,
+ * TTL), so every Lambda instance shares them. Sets `RateLimit-*` headers;
+ * over the limit → 429 with `Retry-After`. A limit of 0 turns it off.
+ */
+export async function consumeRateLimit(c: Context<AppEnv>, scope: string, who: string, limit: number): Promise<void> {
+  if (limit <= 0) return;
+  const now = Math.floor(Date.now() / 1000);
+  const window = Math.floor(now / WINDOW_SECONDS);
+  const reset = (window + 1) * WINDOW_SECONDS - now;
+  const item = await c.var.deps.store.update<{ pk: string; sk: string; count: number }>(
+    authKeys.rate(scope, who, window),
+    {
+      add: { count: 1 },
+      set: { entity: "rate-window", expiresAt: (window + 2) * WINDOW_SECONDS },
+    },
+  );
+  const headers = {
+    "RateLimit-Limit": String(limit),
+    "RateLimit-Remaining": String(Math.max(0, limit - item.count)),
+    "RateLimit-Reset": String(reset),
+  };
+  for (const [k, v] of Object.entries(headers)) c.header(k, v);
+  if (item.count > limit) throw new RateLimitedError(reset, headers);
+}
+
+/** Per client IP; `kind` picks the configured limit (`HOIST_RATE_LIMIT_AUTH` or `HOIST_RATE_LIMIT_API`). */
+export function rateLimitByIp(kind: "auth" | "api"): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    await consumeRateLimit(c, `${kind}-ip`, clientIp(c), c.var.deps.config.rateLimit[kind]);
+    await next();
+  };
+}
