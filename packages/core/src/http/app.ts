@@ -3,11 +3,15 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
+import { auditRoutes } from "../audit/routes.ts";
+import { authRoutes } from "../auth/routes.ts";
 import { healthRoutes } from "../health/routes.ts";
 import type { Deps } from "../ports.ts";
+import { userRoutes } from "../users/routes.ts";
 import type { AppEnv } from "./env.ts";
 import { jsonBody } from "./middleware/json-body.ts";
 import { allowedMethods } from "./middleware/method-not-allowed.ts";
+import { rateLimitByIp } from "./middleware/rate-limit.ts";
 import { type RequestRecord, requestLog } from "./middleware/request-log.ts";
 import { onError, problem, validationHook } from "./problem.ts";
 
@@ -45,8 +49,18 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
     );
   }
   app.use("/api/*", ...jsonBody(deps.config.bodyLimitBytes));
+  // Per client IP: tight on sign-in routes, looser elsewhere (per user too, in requireUser).
+  // GitHub's webhook deliveries are authenticated by signature instead.
+  app.use("/api/auth/*", rateLimitByIp("auth"));
+  app.use("/api/*", async (c, next) => {
+    if (c.req.path.startsWith("/api/auth/") || c.req.path.startsWith("/api/webhooks/")) return next();
+    return rateLimitByIp("api")(c, next);
+  });
 
   app.route("/", healthRoutes);
+  app.route("/", authRoutes);
+  app.route("/", userRoutes);
+  app.route("/", auditRoutes);
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

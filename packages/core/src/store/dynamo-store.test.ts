@@ -111,6 +111,17 @@ describe("DynamoStore", () => {
     expect(rest.nextCursor).toBeNull();
   });
 
+  it("filters queries and still fills the page", async () => {
+    for (let i = 0; i < 9; i++) await store.put({ pk: "F#1", sk: `i#${i}`, kind: i % 3 === 0 ? "keep" : "drop", n: i });
+    const one = await store.query({ pk: "F#1", filter: cond.and(cond.eq("kind", "keep")), limit: 2 });
+    expect(one.items.map((i) => i.n)).toEqual([0, 3]);
+    const rest = await store.query({ pk: "F#1", filter: cond.eq("kind", "keep"), limit: 2, cursor: one.nextCursor });
+    expect(rest.items.map((i) => i.n)).toEqual([6]);
+    expect(rest.nextCursor).toBeNull();
+    const both = await store.query({ pk: "F#1", filter: cond.and(cond.eq("kind", "keep"), cond.compare("n", ">", 0)) });
+    expect(both.items.map((i) => i.n)).toEqual([3, 6]);
+  });
+
   it("refuses a cursor from another partition or a forged one", async () => {
     await store.put({ pk: "P#2", sk: "a" });
     await store.put({ pk: "P#2", sk: "b" });

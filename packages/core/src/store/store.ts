@@ -122,6 +122,8 @@ export const cond = {
 };
 
 function join(parts: Condition[], op: string): Condition {
+  // DynamoDB refuses redundant parentheses, so a single condition stays as it is.
+  if (parts.length === 1 && parts[0]) return parts[0];
   return {
     expression: parts.map((c) => `(${c.expression})`).join(` ${op} `),
     names: Object.assign({}, ...parts.map((c) => c.names)),

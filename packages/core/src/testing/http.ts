@@ -1,0 +1,64 @@
+import { createApp } from "../http/app.ts";
+import type { Deps } from "../ports.ts";
+import { testDeps } from "./deps.ts";
+
+export interface CallOptions {
+  body?: unknown;
+  token?: string;
+  headers?: Record<string, string>;
+  /** The client address the app sees (as the Node adapter reports it). */
+  ip?: string;
+}
+
+export interface TestClient {
+  deps: Deps;
+  app: ReturnType<typeof createApp>;
+  call(
+    method: string,
+    path: string,
+    opts?: { body?: unknown; token?: string; headers?: Record<string, string> },
+  ): Promise<Response>;
+  json<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    opts?: { body?: unknown; token?: string; headers?: Record<string, string> },
+  ): Promise<{ status: number; body: T; res: Response }>;
+  register(
+    username: string,
+    password?: string,
+  ): Promise<{ token: string; refreshToken: string; user: { id: string; role: string } }>;
+}
+
+export const STRONG_PASSWORD = "correct horse battery staple";
+
+/** The real app over a fresh table, called through `app.request()` with JSON bodies. Rate limits off unless given. */
+export async function testClient(env: Record<string, string> = {}): Promise<TestClient> {
+  const deps = await testDeps({ HOIST_RATE_LIMIT_AUTH: "0", HOIST_RATE_LIMIT_API: "0", ...env });
+  const app = createApp(deps);
+  const call: TestClient["call"] = (method, path, opts = {}) => {
+    const headers: Record<string, string> = { ...opts.headers };
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
+      headers["content-type"] ??= "application/json";
+      headers["content-length"] ??= String(Buffer.byteLength(body));
+    }
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    const env = { incoming: { socket: { remoteAddress: opts.ip ?? "127.0.0.1" } } };
+    return Promise.resolve(app.request(path, { method, headers, body }, env));
+  };
+  const json: TestClient["json"] = async (method, path, opts) => {
+    const res = await call(method, path, opts);
+    return { status: res.status, body: (await res.json()) as never, res };
+  };
+  const register: TestClient["register"] = async (username, password = STRONG_PASSWORD) => {
+    const { status, body } = await json<{ token: string; refreshToken: string; user: { id: string; role: string } }>(
+      "POST",
+      "/api/auth/register",
+      { body: { username, email: `${username}@example.com`, password } },
+    );
+    if (status !== 201) throw new Error(`register ${username}: ${status} ${JSON.stringify(body)}`);
+    return body;
+  };
+  return { deps, app, call, json, register };
+}

@@ -1,0 +1,56 @@
+import { recordAudit } from "../audit/service.ts";
+import { ConditionFailedError, ConflictError, NotFoundError } from "../errors.ts";
+import type { Deps } from "../ports.ts";
+import { cond } from "../store/store.ts";
+import { type Role, toUser, type User, type UserItem, userKeys } from "./entity.ts";
+
+export async function listUsers(deps: Pick<Deps, "store">, limit: number, cursor?: string) {
+  const page = await deps.store.query<UserItem>({ index: userKeys.listIndex, pk: userKeys.listPk, limit, cursor });
+  return { items: page.items.map(toUser), nextCursor: page.nextCursor };
+}
+
+export async function getUser(deps: Pick<Deps, "store">, id: string): Promise<User> {
+  const user = await deps.store.get<UserItem>(userKeys.user(id));
+  if (!user) throw new NotFoundError("User");
+  return toUser(user);
+}
+
+/**
+ * An admin changes a user's role or disables them. Takes effect at once
+ * (every request reloads the user). Admins cannot demote or disable
+ * themselves, so there is always an admin left.
+ */
+export async function updateUser(
+  deps: Pick<Deps, "store">,
+  admin: UserItem,
+  id: string,
+  patch: { role?: Role; disabled?: boolean },
+  ip: string,
+): Promise<User> {
+  if (id === admin.id && (patch.role === "member" || patch.disabled === true)) {
+    throw new ConflictError("You cannot demote or disable your own account");
+  }
+  const before = await deps.store.get<UserItem>(userKeys.user(id));
+  if (!before) throw new NotFoundError("User");
+  let after: UserItem;
+  try {
+    after = await deps.store.update<UserItem>(userKeys.user(id), {
+      set: { ...patch, updatedAt: Date.now(), version: before.version + 1 },
+      condition: cond.eq("version", before.version),
+    });
+  } catch (err) {
+    if (err instanceof ConditionFailedError)
+      throw new ConflictError("The user changed meanwhile; read it again and retry");
+    throw err;
+  }
+  const changes: [string, Record<string, unknown>][] = [];
+  if (patch.role !== undefined && patch.role !== before.role)
+    changes.push(["user.role_changed", { from: before.role, to: patch.role }]);
+  if (patch.disabled !== undefined && patch.disabled !== before.disabled) {
+    changes.push([patch.disabled ? "user.disabled" : "user.enabled", {}]);
+  }
+  for (const [action, details] of changes) {
+    await recordAudit(deps, { userId: admin.id, action, resourceType: "user", resourceId: id, details, ipAddress: ip });
+  }
+  return toUser(after);
+}
