@@ -13,20 +13,16 @@ export interface CallOptions {
 export interface TestClient {
   deps: Deps;
   app: ReturnType<typeof createApp>;
-  call(
-    method: string,
-    path: string,
-    opts?: { body?: unknown; token?: string; headers?: Record<string, string> },
-  ): Promise<Response>;
+  call(method: string, path: string, opts?: CallOptions): Promise<Response>;
   json<T = Record<string, unknown>>(
     method: string,
     path: string,
-    opts?: { body?: unknown; token?: string; headers?: Record<string, string> },
+    opts?: CallOptions,
   ): Promise<{ status: number; body: T; res: Response }>;
   register(
     username: string,
     password?: string,
-  ): Promise<{ token: string; refreshToken: string; user: { id: string; role: string } }>;
+  ): Promise<{ token: string; refreshToken: string; expiresIn: number; user: { id: string; role: string } }>;
 }
 
 export const STRONG_PASSWORD = "correct horse battery staple";
@@ -52,11 +48,12 @@ export async function testClient(env: Record<string, string> = {}): Promise<Test
     return { status: res.status, body: (await res.json()) as never, res };
   };
   const register: TestClient["register"] = async (username, password = STRONG_PASSWORD) => {
-    const { status, body } = await json<{ token: string; refreshToken: string; user: { id: string; role: string } }>(
-      "POST",
-      "/api/auth/register",
-      { body: { username, email: `${username}@example.com`, password } },
-    );
+    const { status, body } = await json<{
+      token: string;
+      refreshToken: string;
+      expiresIn: number;
+      user: { id: string; role: string };
+    }>("POST", "/api/auth/register", { body: { username, email: `${username}@example.com`, password } });
     if (status !== 201) throw new Error(`register ${username}: ${status} ${JSON.stringify(body)}`);
     return body;
   };
