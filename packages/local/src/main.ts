@@ -1,6 +1,7 @@
 import { loadConfig } from "@hoist/core/config";
 import { ConfigError } from "@hoist/core/errors";
 import { createLogger } from "@hoist/core/logger";
+import { listUsers } from "@hoist/core/users/service";
 import { startRuntime } from "./runtime.ts";
 
 // Hoist supports Node 20 and 22; the SDK's notice about its own future Node 22 requirement is not for our users.
@@ -28,10 +29,13 @@ async function main() {
   say(`  Docs       ${runtime.url}/docs`);
   say(`  Health     ${runtime.url}/health/ready`);
   say(`  WebSocket  ${runtime.wsUrl}?token=<accessToken>`);
-  say(`  First run? The first account registered becomes the admin:`);
-  say(
-    `    curl -X POST ${runtime.url}/api/auth/register -H 'Content-Type: application/json' -d '{"username":"admin","email":"you@example.com","password":"<a long passphrase>"}'`,
-  );
+  const { items } = await listUsers(runtime.deps, 1);
+  if (items.length === 0) {
+    say("  No accounts yet: the first account registered becomes the admin:");
+    say(
+      `    curl -X POST ${runtime.url}/api/auth/register -H 'Content-Type: application/json' -d '{"username":"admin","email":"you@example.com","password":"<a long passphrase>"}'`,
+    );
+  }
   say("Press Ctrl+C to stop.");
 
   let stopping = false;
