@@ -13,16 +13,7 @@ import { ConfigError } from "@hoist/core/errors";
 import { createLogger } from "@hoist/core/logger";
 import type { Deps } from "@hoist/core/ports";
 import { DynamoStore } from "@hoist/core/store/dynamo-store";
-import { Config as Secrets } from "sst/node/config";
-
-/** An SST secret if it is bound to this function (SST's Config throws for unbound names). */
-function secret(name: string): string | undefined {
-  try {
-    return (Secrets as unknown as Record<string, string | undefined>)[name];
-  } catch {
-    return undefined;
-  }
-}
+import { loadSecrets } from "./secrets.ts";
 
 function once<T>(build: () => T): () => T {
   let value: T | undefined;
@@ -38,12 +29,13 @@ function once<T>(build: () => T): () => T {
  * only needs the resources it actually touches (least privilege, stacks/).
  */
 export async function awsDeps(): Promise<Deps> {
+  const secrets = await loadSecrets(["JWT_PRIVATE_KEY", "GITHUB_CLIENT_SECRET", "GITHUB_WEBHOOK_SECRET"]);
   const config = loadConfig({
     ...process.env,
-    HOIST_GITHUB_CLIENT_SECRET: secret("GITHUB_CLIENT_SECRET"),
-    HOIST_GITHUB_WEBHOOK_SECRET: secret("GITHUB_WEBHOOK_SECRET"),
+    HOIST_GITHUB_CLIENT_SECRET: secrets.GITHUB_CLIENT_SECRET,
+    HOIST_GITHUB_WEBHOOK_SECRET: secrets.GITHUB_WEBHOOK_SECRET,
   });
-  const jwtSecret = secret("JWT_PRIVATE_KEY");
+  const jwtSecret = secrets.JWT_PRIVATE_KEY;
   const jwtKeys: JwtKeySet | undefined = jwtSecret
     ? await parseKeySet(jwtSecret, "SST secret JWT_PRIVATE_KEY")
     : undefined;
