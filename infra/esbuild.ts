@@ -21,5 +21,11 @@ export const zodEnglishOnly = {
   },
 };
 
-/** The esbuild options every Lambda is bundled with (sst.config.ts, and the bench that measures the bundles). */
-export const lambdaEsbuild = { plugins: [zodEnglishOnly] };
+/**
+ * The esbuild options every Lambda is bundled with (sst.config.ts, and the
+ * bench that measures the bundles). ssh2's optional native speed-ups
+ * (`sshcrypto.node`, `cpu-features`) are loaded in try/catch and are not
+ * built here (install scripts off), so they stay out and ssh2 uses its
+ * pure-JS crypto.
+ */
+export const lambdaEsbuild = { plugins: [zodEnglishOnly], external: ["cpu-features", "*.node"] };

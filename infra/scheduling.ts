@@ -1,7 +1,7 @@
 import { ArnFormat, RemovalPolicy, Stack } from "aws-cdk-lib";
 import { Grant, type IGrantable, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import type { IFunction } from "aws-cdk-lib/aws-lambda";
-import { ScheduleGroup } from "aws-cdk-lib/aws-scheduler";
+import { CfnSchedule, ScheduleGroup } from "aws-cdk-lib/aws-scheduler";
 import { Construct } from "constructs";
 import { suppressScopedWildcard } from "./nag.ts";
 
@@ -52,6 +52,24 @@ export class Scheduling extends Construct {
     this.role.addToPrincipalPolicy(
       new PolicyStatement({ actions: ["lambda:InvokeFunction"], resources: [fn.functionArn] }),
     );
+  }
+
+  /**
+   * A recurring schedule in the group (e.g. the server status sweep): every
+   * `minutes`, invoke `fn` with `input` as its event.
+   */
+  addRecurring(id: string, props: { fn: IFunction; minutes: number; input: Record<string, unknown> }): CfnSchedule {
+    return new CfnSchedule(this, id, {
+      groupName: this.group.scheduleGroupName,
+      scheduleExpression: `rate(${props.minutes} minute${props.minutes === 1 ? "" : "s"})`,
+      flexibleTimeWindow: { mode: "OFF" },
+      target: {
+        arn: props.fn.functionArn,
+        roleArn: this.role.roleArn,
+        input: JSON.stringify(props.input),
+        retryPolicy: { maximumRetryAttempts: 0 },
+      },
+    });
   }
 
   /** Create, update and delete schedules in this group, and hand them the scheduler role. */

@@ -282,6 +282,19 @@ describe("Schedules", () => {
     built.schedules.hasResourceProperties("AWS::Scheduler::ScheduleGroup", { Name: "test-hoist-schedules" });
   });
 
+  it("runs the server status sweep every 5 minutes through the scheduled-events function", () => {
+    const [autoStopId] = lambda(built.schedules, "AutoStop");
+    built.schedules.hasResourceProperties("AWS::Scheduler::Schedule", {
+      GroupName: Match.anyValue(),
+      ScheduleExpression: "rate(5 minutes)",
+      FlexibleTimeWindow: { Mode: "OFF" },
+      Target: Match.objectLike({
+        Arn: { "Fn::GetAtt": [autoStopId, "Arn"] },
+        Input: JSON.stringify({ type: "status-sweep" }),
+      }),
+    });
+  });
+
   it("lets only EventBridge Scheduler of this account assume the role, to invoke only auto-stop", () => {
     const [autoStopId, autoStop] = lambda(built.schedules, "AutoStop");
     expect(autoStop.Properties.FunctionName).toBe("test-hoist-auto-stop");

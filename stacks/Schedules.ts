@@ -45,6 +45,8 @@ export function Schedules({ app, stack }: StackContext) {
   realtime.allowPost(autoStop);
   scheduling.allowManageSchedules(autoStop);
   scheduling.allowInvoke(autoStop);
+  // The periodic server status sweep runs in the same scheduled-events function.
+  scheduling.addRecurring("StatusSweep", { fn: autoStop, minutes: 5, input: { type: "status-sweep" } });
 
   stack.addOutputs({ ScheduleGroup: scheduling.group.scheduleGroupName });
   return { scheduling, autoStop, autoStopArn };

@@ -49,6 +49,10 @@ const schema = z.object({
   HOIST_QUEUE_VISIBILITY_SECONDS: seconds.default(960),
   HOIST_WS_IDLE_TIMEOUT_SECONDS: seconds.default(600),
   HOIST_WS_MAX_AGE_SECONDS: seconds.default(7200),
+  HOIST_SSH_CONNECT_TIMEOUT_SECONDS: seconds.max(120).default(10),
+  HOIST_SSH_COMMAND_TIMEOUT_SECONDS: seconds.max(3600).default(600),
+  HOIST_STATUS_TIMEOUT_SECONDS: seconds.max(120).default(15),
+  HOIST_STATUS_SWEEP_SECONDS: count.default(300),
   HOIST_DYNAMODB_PORT: port.default(0),
   HOIST_DYNAMODB_ENDPOINT: url.optional(),
 });
@@ -83,6 +87,7 @@ export interface Config {
   queue: { maxAttempts: number; visibilitySeconds: number };
   ws: { idleTimeoutSeconds: number; maxAgeSeconds: number };
   dynamodb: { port: number; endpoint: string | undefined };
+  ssh: { connectTimeoutMs: number; commandTimeoutMs: number; statusTimeoutMs: number; sweepIntervalSeconds: number };
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -117,6 +122,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     queue: { maxAttempts: e.HOIST_QUEUE_MAX_ATTEMPTS, visibilitySeconds: e.HOIST_QUEUE_VISIBILITY_SECONDS },
     ws: { idleTimeoutSeconds: e.HOIST_WS_IDLE_TIMEOUT_SECONDS, maxAgeSeconds: e.HOIST_WS_MAX_AGE_SECONDS },
     dynamodb: { port: e.HOIST_DYNAMODB_PORT, endpoint: e.HOIST_DYNAMODB_ENDPOINT },
+    ssh: {
+      connectTimeoutMs: e.HOIST_SSH_CONNECT_TIMEOUT_SECONDS * 1000,
+      commandTimeoutMs: e.HOIST_SSH_COMMAND_TIMEOUT_SECONDS * 1000,
+      statusTimeoutMs: e.HOIST_STATUS_TIMEOUT_SECONDS * 1000,
+      sweepIntervalSeconds: e.HOIST_STATUS_SWEEP_SECONDS,
+    },
   };
 }
 

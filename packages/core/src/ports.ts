@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { JwtKeySet } from "./auth/keys.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./logger.ts";
+import type { Executor } from "./servers/ssh.ts";
 import type { Store } from "./store/store.ts";
 
 /**
@@ -10,8 +11,11 @@ import type { Store } from "./store/store.ts";
  */
 
 /** A unit of background work, carried by SQS on AWS and by the table-backed queue embedded. */
+const id = z.string().min(1).max(64);
 export const JobSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("deploy"), deploymentId: z.string().min(1).max(64) }),
+  z.object({ type: z.literal("deploy"), deploymentId: id }),
+  z.object({ type: z.literal("app-start"), ownerId: id, appId: id, runId: id }),
+  z.object({ type: z.literal("app-stop"), ownerId: id, appId: id, runId: id }),
 ]);
 export type Job = z.infer<typeof JobSchema>;
 
@@ -21,12 +25,8 @@ export interface JobQueue {
 
 /** What a one-time schedule delivers when it fires (to the auto-stop handler). */
 export const ScheduledEventSchema = z.discriminatedUnion("type", [
-  z.object({
-    type: z.literal("auto-stop"),
-    ownerId: z.string().min(1).max(64),
-    appId: z.string().min(1).max(64),
-    runId: z.string().min(1).max(64),
-  }),
+  z.object({ type: z.literal("auto-stop"), ownerId: id, appId: id, runId: id }),
+  z.object({ type: z.literal("status-sweep") }),
 ]);
 export type ScheduledEvent = z.infer<typeof ScheduledEventSchema>;
 
@@ -62,6 +62,8 @@ export interface Deps {
   scheduler: Scheduler;
   broadcaster: Broadcaster;
   keyVault: KeyVault;
+  /** Runs scripts on users' servers over SSH (the same ssh2 adapter in both runtimes). */
+  executor: Executor;
   /** JWT signing and verification keys (a data-dir file embedded, an SST secret on AWS). */
   jwtKeys: JwtKeySet;
 }

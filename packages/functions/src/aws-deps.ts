@@ -12,6 +12,7 @@ import { awsResource, loadConfig } from "@hoist/core/config";
 import { ConfigError } from "@hoist/core/errors";
 import { createLogger } from "@hoist/core/logger";
 import type { Deps } from "@hoist/core/ports";
+import { Ssh2Executor } from "@hoist/core/servers/ssh";
 import { DynamoStore } from "@hoist/core/store/dynamo-store";
 import { loadSecrets } from "./secrets.ts";
 
@@ -72,6 +73,7 @@ export async function awsDeps(): Promise<Deps> {
     get broadcaster() {
       return broadcaster();
     },
+    executor: new Ssh2Executor(),
     get keyVault() {
       return keyVault();
     },

@@ -11,12 +11,12 @@ import { TableScheduler } from "@hoist/core/adapters/local/table-scheduler";
 import { fileKeySet } from "@hoist/core/auth/keys";
 import type { Config } from "@hoist/core/config";
 import { createApp } from "@hoist/core/http/app";
-import { createScheduledEventHandler } from "@hoist/core/jobs/auto-stop";
 import { jobHandlers, scheduledHandlers } from "@hoist/core/jobs/handlers";
-import { createJobWorker } from "@hoist/core/jobs/worker";
+import { startLocalWorkers } from "@hoist/core/jobs/local-workers";
 import { createLogger, type Logger } from "@hoist/core/logger";
 import type { Deps } from "@hoist/core/ports";
 import { createWsHandler } from "@hoist/core/realtime/ws-handler";
+import { Ssh2Executor } from "@hoist/core/servers/ssh";
 import { DynamoStore } from "@hoist/core/store/dynamo-store";
 import { createTableInput, table } from "@hoist/core/store/table";
 import { createAdaptorServer } from "@hono/node-server";
@@ -93,21 +93,13 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
       queue,
       scheduler,
       broadcaster: new ApiGatewayBroadcaster({ endpoint: managementUrl, client: managementClient }),
+      executor: new Ssh2Executor(),
       keyVault: await FileKeyVault.open(dataDir),
       jwtKeys: await fileKeySet(dataDir),
     };
     const wsHandler = createWsHandler(deps);
 
-    // The same worker the SQS-triggered Lambda runs, fed one record at a time.
-    const worker = createJobWorker(deps, jobHandlers);
-    queue.start(async (message) => {
-      const result = await worker({ Records: [sqsRecord(message.id, message.body, message.attempt)] });
-      if (result.batchItemFailures.length > 0) throw new Error("Job failed; it will be retried");
-    });
-    stops.push(() => queue.stop());
-    const fire = createScheduledEventHandler(deps, scheduledHandlers);
-    scheduler.start(fire);
-    stops.push(() => scheduler.stop());
+    stops.push(await startLocalWorkers(deps, queue, scheduler));
 
     const app = createApp(deps);
     const server = createAdaptorServer({ fetch: app.fetch }) as Server;
@@ -147,23 +139,4 @@ async function ensureTable(client: DynamoDBClient, tableName: string): Promise<v
   } catch (err) {
     if (!(err instanceof Error && err.name === "ResourceInUseException")) throw err;
   }
-}
-
-function sqsRecord(messageId: string, body: string, attempt: number) {
-  return {
-    messageId,
-    receiptHandle: messageId,
-    body,
-    attributes: {
-      ApproximateReceiveCount: String(attempt),
-      SentTimestamp: String(Date.now()),
-      SenderId: "hoist-local",
-      ApproximateFirstReceiveTimestamp: String(Date.now()),
-    },
-    messageAttributes: {},
-    md5OfBody: "",
-    eventSource: "aws:sqs",
-    eventSourceARN: "arn:aws:sqs:local:000000000000:deploy",
-    awsRegion: "local",
-  };
 }

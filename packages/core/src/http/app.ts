@@ -3,10 +3,14 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
+import { appRoutes } from "../apps/routes.ts";
 import { auditRoutes } from "../audit/routes.ts";
+import { githubAuthRoutes } from "../auth/github-routes.ts";
 import { authRoutes } from "../auth/routes.ts";
 import { healthRoutes } from "../health/routes.ts";
 import type { Deps } from "../ports.ts";
+import { projectRoutes } from "../projects/routes.ts";
+import { serverRoutes } from "../servers/routes.ts";
 import { userRoutes } from "../users/routes.ts";
 import type { AppEnv } from "./env.ts";
 import { jsonBody } from "./middleware/json-body.ts";
@@ -59,8 +63,12 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
 
   app.route("/", healthRoutes);
   app.route("/", authRoutes);
+  app.route("/", githubAuthRoutes);
   app.route("/", userRoutes);
   app.route("/", auditRoutes);
+  app.route("/", serverRoutes);
+  app.route("/", projectRoutes);
+  app.route("/", appRoutes);
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

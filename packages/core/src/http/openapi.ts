@@ -23,6 +23,8 @@ const descriptions: Record<number, string> = {
   415: "Not JSON",
   423: "Locked",
   429: "Rate limited",
+  502: "An upstream (GitHub, your server) failed",
+  503: "Not configured or unavailable",
 };
 
 export function problems(...statuses: number[]) {

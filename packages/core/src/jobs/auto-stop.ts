@@ -13,6 +13,6 @@ export function createScheduledEventHandler(
 ) {
   return async (input: unknown): Promise<void> => {
     const event = ScheduledEventSchema.parse(input);
-    await handlers[event.type](event, deps);
+    await (handlers[event.type] as (event: ScheduledEvent, deps: Deps) => Promise<void>)(event, deps);
   };
 }

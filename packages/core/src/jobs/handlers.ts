@@ -1,4 +1,6 @@
-import type { Deps } from "../ports.ts";
+import { autoStop, runAppJob } from "../apps/lifecycle.ts";
+import type { Deps, ScheduledEvent } from "../ports.ts";
+import { sweepServers } from "../servers/status.ts";
 import type { JobHandlers } from "./worker.ts";
 
 /**
@@ -10,11 +12,19 @@ export const jobHandlers: JobHandlers = {
   deploy: async (job, deps) => {
     deps.logger.warn("deploy job for unknown deployment; nothing to do", { deploymentId: job.deploymentId });
   },
+  "app-start": runAppJob,
+  "app-stop": runAppJob,
 };
 
-/** Scheduled event handlers by type; the apps module supplies auto-stop. */
-export const scheduledHandlers = {
-  "auto-stop": async (event: { appId: string }, deps: Deps) => {
-    deps.logger.warn("auto-stop for unknown app; nothing to do", { appId: event.appId });
+type ScheduledHandlers = {
+  [T in ScheduledEvent["type"]]: (event: Extract<ScheduledEvent, { type: T }>, deps: Deps) => Promise<void>;
+};
+
+/** What EventBridge Scheduler (or the embedded scheduler) fires. */
+export const scheduledHandlers: ScheduledHandlers = {
+  "auto-stop": autoStop,
+  "status-sweep": async (_event, deps) => {
+    const result = await sweepServers(deps);
+    deps.logger.info("status sweep", result);
   },
 };

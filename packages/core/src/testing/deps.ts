@@ -9,6 +9,7 @@ import { fileKeySet } from "../auth/keys.ts";
 import { type Config, loadConfig } from "../config.ts";
 import { createLogger } from "../logger.ts";
 import type { Deps } from "../ports.ts";
+import { Ssh2Executor } from "../servers/ssh.ts";
 import { testTable } from "./dynamo.ts";
 
 /**
@@ -30,6 +31,7 @@ export async function testDeps(env: Record<string, string> = {}): Promise<Deps &
       new TableQueue({ store, name: "schedules", maxAttempts: 3, visibilitySeconds: 30, logger }),
     ),
     broadcaster: new ApiGatewayBroadcaster({ endpoint: "http://127.0.0.1:9" }),
+    executor: new Ssh2Executor(),
     keyVault: await FileKeyVault.open(dataDir),
     jwtKeys: await fileKeySet(dataDir),
   };

@@ -1,0 +1,88 @@
+import { owned } from "../owned.ts";
+import type { Key } from "../store/store.ts";
+
+export type AppStatus = "stopped" | "starting" | "running" | "stopping" | "error";
+
+export interface Repository {
+  fullName: string;
+  branch: string;
+  autoDeploy: boolean;
+  deployOn: "push" | "ci-success";
+}
+
+export interface Commands {
+  start: string;
+  stop: string;
+  deploy: string;
+}
+
+export const DEFAULT_COMMANDS: Commands = {
+  start: "docker compose up -d",
+  stop: "docker compose down",
+  deploy:
+    'git fetch --all && git checkout --force "$HOIST_COMMIT_SHA" && docker compose up -d --build --remove-orphans',
+};
+
+export type AppItem = Key & {
+  entity: "app";
+  id: string;
+  ownerId: string;
+  name: string;
+  projectId: string;
+  serverId: string;
+  cdPath: string;
+  appUrl: string | null;
+  autoStopTimeout: number;
+  status: AppStatus;
+  /** Changes on every start: a schedule or job for an older run does nothing. */
+  runId: string | null;
+  /** The `timeout` the current run was started with, if it overrides `autoStopTimeout`. */
+  runTimeout?: number | null;
+  startedAt: number | null;
+  stopsAt: number | null;
+  lastError: { message: string; exitCode: number | null; output: string[]; at: number } | null;
+  repository: Repository | null;
+  commands: Commands | null;
+  createdAt: number;
+  updatedAt: number;
+  version: number;
+  gsi1pk: string;
+  gsi1sk: string;
+  gsi2pk: string;
+  gsi2sk: string;
+  gsi3pk?: string;
+  gsi3sk?: string;
+};
+
+export type App = Omit<
+  AppItem,
+  "pk" | "sk" | "entity" | "ownerId" | "runId" | "version" | `gsi${1 | 2 | 3}${"pk" | "sk"}`
+>;
+
+export const appKey = (ownerId: string, id: string) => owned.key(ownerId, "APP", id);
+export const appEnvKey = (ownerId: string, id: string): Key => ({ pk: `OWNER#${ownerId}`, sk: `APP#${id}#ENV` });
+export const projectAppsPk = (projectId: string) => `PROJECT#${projectId}#APPS`;
+export const repoBranchPk = (fullName: string, branch: string) => `REPO#${fullName.toLowerCase()}#${branch}`;
+
+export function toApp(a: AppItem): App {
+  return {
+    id: a.id,
+    name: a.name,
+    projectId: a.projectId,
+    serverId: a.serverId,
+    cdPath: a.cdPath,
+    appUrl: a.appUrl,
+    autoStopTimeout: a.autoStopTimeout,
+    status: a.status,
+    startedAt: a.startedAt,
+    stopsAt: a.stopsAt,
+    lastError: a.lastError,
+    repository: a.repository,
+    commands: a.commands,
+    createdAt: a.createdAt,
+    updatedAt: a.updatedAt,
+  };
+}
+
+export const commandsOf = (a: AppItem): Commands => ({ ...DEFAULT_COMMANDS, ...a.commands });
+export const isActive = (s: AppStatus) => s === "starting" || s === "running" || s === "stopping";

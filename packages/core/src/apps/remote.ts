@@ -1,0 +1,55 @@
+import type { Deps } from "../ports.ts";
+import type { ServerItem } from "../servers/entity.ts";
+import { buildScript, quote } from "../servers/shell.ts";
+import type { ExecResult } from "../servers/ssh.ts";
+import { pinHostKey, targetFor } from "../servers/status.ts";
+import type { AppItem } from "./entity.ts";
+import { readEnv } from "./env.ts";
+
+/** `.env` content: one `NAME='value'` line per variable (shell- and Compose-readable). */
+export function dotenv(env: Record<string, string>): string {
+  return Object.entries(env)
+    .map(([k, v]) => `${k}=${quote(v)}\n`)
+    .join("");
+}
+
+/**
+ * Runs one of the app's commands in its `cdPath`: first writes the app's env
+ * vars to `.env` (0600, from stdin, so values never appear in a command line
+ * or `ps`), exports them and Hoist's own variables, then runs the command.
+ */
+export async function runAppCommand(
+  deps: Deps,
+  app: AppItem,
+  server: ServerItem,
+  command: string,
+  opts: {
+    extraEnv?: Record<string, string>;
+    timeoutMs?: number;
+    onLine?: (stream: "stdout" | "stderr", line: string) => void;
+    signal?: AbortSignal;
+  } = {},
+): Promise<ExecResult & { envValues: string[] }> {
+  const env = await readEnv(deps, app.ownerId, app.id);
+  const script = buildScript({
+    cwd: app.cdPath,
+    env: { HOIST_APP_ID: app.id, ...opts.extraEnv },
+    command: [
+      "umask 077",
+      "hoist_env=.env.hoist-$$",
+      'cat > "$hoist_env" && mv -f -- "$hoist_env" .env || { rm -f -- "$hoist_env"; echo "hoist: could not write .env" >&2; exit 96; }',
+      "umask 022",
+      "set -a; . ./.env; set +a",
+      `(\n${command}\n) </dev/null`,
+    ].join("\n"),
+  });
+  const result = await deps.executor.exec(await targetFor(deps, server), script, {
+    stdin: dotenv(env),
+    timeoutMs: opts.timeoutMs ?? deps.config.ssh.commandTimeoutMs,
+    connectTimeoutMs: deps.config.ssh.connectTimeoutMs,
+    onLine: opts.onLine,
+    signal: opts.signal,
+  });
+  await pinHostKey(deps, server, result.hostKeyFingerprint);
+  return { ...result, envValues: Object.values(env) };
+}

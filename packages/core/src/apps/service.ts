@@ -1,0 +1,202 @@
+import type { Actor } from "../actor.ts";
+import { recordAudit } from "../audit/service.ts";
+import { ConditionFailedError, ConflictError, NotFoundError, ValidationError } from "../errors.ts";
+import { newId } from "../ids.ts";
+import { owned } from "../owned.ts";
+import type { Deps } from "../ports.ts";
+import { projectKey } from "../projects/entity.ts";
+import { serverKey } from "../servers/entity.ts";
+import { cond, type TransactOp } from "../store/store.ts";
+import {
+  type AppItem,
+  appEnvKey,
+  appKey,
+  type Commands,
+  isActive,
+  projectAppsPk,
+  type Repository,
+  repoBranchPk,
+  toApp,
+} from "./entity.ts";
+import { autoStopScheduleName } from "./lifecycle.ts";
+
+export interface AppInput {
+  name: string;
+  projectId: string;
+  serverId: string;
+  cdPath: string;
+  appUrl?: string | null;
+  autoStopTimeout?: number;
+  repository?: Repository | null;
+  commands?: Partial<Commands> | null;
+}
+
+export async function getAppItem(deps: Pick<Deps, "store">, ownerId: string, id: string): Promise<AppItem> {
+  const item = await deps.store.get<AppItem>(appKey(ownerId, id));
+  if (!item) throw new NotFoundError("App");
+  return item;
+}
+
+const repoIndex = (repository: Repository | null | undefined, id: string) =>
+  repository ? { gsi3pk: repoBranchPk(repository.fullName, repository.branch), gsi3sk: `APP#${id}` } : {};
+
+/** The referenced project and server must be the caller's own (checked in the same transaction). */
+const mustExist = (ownerId: string, projectId: string, serverId: string, countOnServer: number): TransactOp[] => [
+  { check: projectKey(ownerId, projectId), condition: cond.exists() },
+  { update: { ...serverKey(ownerId, serverId), add: { appCount: countOnServer }, condition: cond.exists() } },
+];
+
+function referenceError(err: unknown, base: number): never {
+  if (err instanceof ConditionFailedError) {
+    const errors = err.failedIndexes.flatMap((i) =>
+      i === base
+        ? [{ path: "body.projectId", message: "No such project" }]
+        : i === base + 1
+          ? [{ path: "body.serverId", message: "No such server" }]
+          : [],
+    );
+    if (errors.length > 0) throw new ValidationError("The app refers to something that does not exist", errors);
+    throw new ConflictError("The app changed meanwhile; read it again and retry");
+  }
+  throw err;
+}
+
+export async function createApp(deps: Deps, actor: Actor, input: AppInput) {
+  const now = Date.now();
+  const id = newId("app");
+  const item: AppItem = {
+    ...appKey(actor.userId, id),
+    entity: "app",
+    id,
+    ownerId: actor.userId,
+    name: input.name,
+    projectId: input.projectId,
+    serverId: input.serverId,
+    cdPath: input.cdPath,
+    appUrl: input.appUrl ?? null,
+    autoStopTimeout: input.autoStopTimeout ?? 0,
+    status: "stopped",
+    runId: null,
+    startedAt: null,
+    stopsAt: null,
+    lastError: null,
+    repository: input.repository ?? null,
+    commands: input.commands ? (input.commands as Commands) : null,
+    createdAt: now,
+    updatedAt: now,
+    version: 1,
+    ...owned.list(actor.userId, "APP", now, id),
+    gsi2pk: projectAppsPk(input.projectId),
+    gsi2sk: id,
+    ...repoIndex(input.repository, id),
+  };
+  try {
+    await deps.store.transact([
+      { put: item, condition: cond.notExists() },
+      ...mustExist(actor.userId, input.projectId, input.serverId, 1),
+    ]);
+  } catch (err) {
+    referenceError(err, 1);
+  }
+  await audit(deps, actor, "app.create", id, { name: item.name, projectId: item.projectId, serverId: item.serverId });
+  return toApp(item);
+}
+
+export async function listApps(
+  deps: Pick<Deps, "store">,
+  ownerId: string,
+  cursor: string | undefined,
+  limit: number,
+  filter: { projectId?: string; status?: string } = {},
+) {
+  const page = filter.projectId
+    ? await deps.store.query<AppItem>({
+        index: "gsi2",
+        pk: projectAppsPk(filter.projectId),
+        cursor,
+        limit,
+        filter: cond.and(cond.eq("ownerId", ownerId), ...(filter.status ? [cond.eq("status", filter.status)] : [])),
+      })
+    : await deps.store.query<AppItem>({
+        index: "gsi1",
+        pk: owned.listPk(ownerId, "APP"),
+        cursor,
+        limit,
+        filter: filter.status ? cond.eq("status", filter.status) : undefined,
+      });
+  return { items: page.items.map(toApp), nextCursor: page.nextCursor };
+}
+
+/** Partial update; moving a running app to another server or directory is refused (stop it first). */
+export async function updateApp(deps: Deps, actor: Actor, id: string, patch: Partial<AppInput>) {
+  const before = await getAppItem(deps, actor.userId, id);
+  const moving =
+    (patch.serverId && patch.serverId !== before.serverId) || (patch.cdPath && patch.cdPath !== before.cdPath);
+  if (moving && isActive(before.status))
+    throw new ConflictError(`Stop the app before moving it (it is ${before.status})`);
+  const repository = patch.repository === undefined ? before.repository : patch.repository;
+  const set: Record<string, unknown> = { ...patch, updatedAt: Date.now(), version: before.version + 1 };
+  if (patch.projectId) Object.assign(set, { gsi2pk: projectAppsPk(patch.projectId) });
+  if (patch.commands !== undefined) set.commands = patch.commands ? { ...before.commands, ...patch.commands } : null;
+  Object.assign(set, repoIndex(repository, id));
+  const ops: TransactOp[] = [
+    {
+      update: {
+        ...appKey(actor.userId, id),
+        set,
+        ...(repository ? {} : { remove: ["gsi3pk", "gsi3sk"] }),
+        condition: cond.eq("version", before.version),
+      },
+    },
+  ];
+  const serverChanged = patch.serverId !== undefined && patch.serverId !== before.serverId;
+  if (patch.projectId || serverChanged) {
+    ops.push(
+      ...mustExist(
+        actor.userId,
+        patch.projectId ?? before.projectId,
+        patch.serverId ?? before.serverId,
+        serverChanged ? 1 : 0,
+      ),
+    );
+  }
+  if (serverChanged) {
+    ops.push({
+      update: { ...serverKey(actor.userId, before.serverId), add: { appCount: -1 }, condition: cond.exists() },
+    });
+  }
+  try {
+    await deps.store.transact(ops);
+  } catch (err) {
+    referenceError(err, 1);
+  }
+  await audit(deps, actor, "app.update", id, { changed: Object.keys(patch) });
+  return toApp(await getAppItem(deps, actor.userId, id));
+}
+
+export async function deleteApp(deps: Deps, actor: Actor, id: string) {
+  const before = await getAppItem(deps, actor.userId, id);
+  try {
+    await deps.store.transact([
+      { delete: appKey(actor.userId, id), condition: cond.in("status", ["stopped", "error"]) },
+      { delete: appEnvKey(actor.userId, id) },
+      { update: { ...serverKey(actor.userId, before.serverId), add: { appCount: -1 }, condition: cond.exists() } },
+    ]);
+  } catch (err) {
+    if (err instanceof ConditionFailedError) throw new ConflictError("Stop the app before deleting it");
+    throw err;
+  }
+  await deps.scheduler.cancel(autoStopScheduleName(id));
+  await audit(deps, actor, "app.delete", id, { name: before.name });
+}
+
+function audit(deps: Deps, actor: Actor, action: string, id: string, details: Record<string, unknown>) {
+  return recordAudit(deps, {
+    userId: actor.userId,
+    action,
+    resourceType: "app",
+    resourceId: id,
+    details,
+    ipAddress: actor.ip,
+  });
+}

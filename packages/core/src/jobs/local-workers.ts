@@ -1,0 +1,67 @@
+import type { SQSRecord } from "aws-lambda";
+import type { TableQueue } from "../adapters/local/table-queue.ts";
+import type { TableScheduler } from "../adapters/local/table-scheduler.ts";
+import type { Deps } from "../ports.ts";
+import { createScheduledEventHandler } from "./auto-stop.ts";
+import { jobHandlers, scheduledHandlers } from "./handlers.ts";
+import { createJobWorker } from "./worker.ts";
+
+const SWEEP = "status-sweep";
+
+/**
+ * The embedded stand-ins for the SQS-triggered worker and EventBridge
+ * Scheduler: the same worker handler, fed one SQS-shaped record per job, and
+ * the same scheduled-event handler. The status sweep, a rate schedule on AWS,
+ * re-arms itself here after each run. Returns a stop function.
+ */
+export async function startLocalWorkers(
+  deps: Deps,
+  queue: TableQueue,
+  scheduler: TableScheduler,
+): Promise<() => Promise<void>> {
+  const worker = createJobWorker(deps, jobHandlers);
+  queue.start(async (message) => {
+    const result = await worker({ Records: [sqsRecord(message.id, message.body, message.attempt)] });
+    if (result.batchItemFailures.length > 0) throw new Error("Job failed; it will be retried");
+  });
+
+  const every = deps.config.ssh.sweepIntervalSeconds;
+  const rearm = () => scheduler.schedule(SWEEP, new Date(Date.now() + every * 1000), { type: "status-sweep" });
+  const fire = createScheduledEventHandler(deps, {
+    ...scheduledHandlers,
+    "status-sweep": async (event, d) => {
+      try {
+        await scheduledHandlers["status-sweep"](event, d);
+      } finally {
+        if (every > 0) await rearm();
+      }
+    },
+  });
+  scheduler.start(fire);
+  if (every > 0) await rearm();
+  else await scheduler.cancel(SWEEP);
+
+  return async () => {
+    await Promise.all([queue.stop(), scheduler.stop()]);
+  };
+}
+
+function sqsRecord(messageId: string, body: string, attempt: number): SQSRecord {
+  const now = String(Date.now());
+  return {
+    messageId,
+    receiptHandle: messageId,
+    body,
+    attributes: {
+      ApproximateReceiveCount: String(attempt),
+      SentTimestamp: now,
+      SenderId: "hoist-local",
+      ApproximateFirstReceiveTimestamp: now,
+    },
+    messageAttributes: {},
+    md5OfBody: "",
+    eventSource: "aws:sqs",
+    eventSourceARN: "arn:aws:sqs:local:000000000000:deploy",
+    awsRegion: "local",
+  };
+}
