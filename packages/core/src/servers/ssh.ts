@@ -172,6 +172,8 @@ const PHASE_WAITING: Record<Phase, string> = {
   exec: "running the command",
 };
 
+/** setTimeout fires at once beyond this (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2_147_483_647;
 const DNS_CODES = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_NONAME", "EAI_FAIL", "EAI_NODATA"]);
 const UNREACHABLE_CODES = new Set(["EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "ENETDOWN"]);
 
@@ -223,10 +225,13 @@ export class Ssh2Executor implements Executor {
       let onSocketClosed: (() => void) | undefined;
       const timers = new Set<NodeJS.Timeout>();
       const later = (ms: number, fn: () => void) => {
-        const timer = setTimeout(() => {
-          timers.delete(timer);
-          fn();
-        }, ms);
+        const timer = setTimeout(
+          () => {
+            timers.delete(timer);
+            fn();
+          },
+          Math.min(ms, MAX_TIMER_MS),
+        );
         timers.add(timer);
         return timer;
       };
@@ -269,7 +274,7 @@ export class Ssh2Executor implements Executor {
       };
 
       /** TERM, then KILL after the grace period, then close: the command must not outlive us. */
-      const terminate = (error: SshError | unknown) => {
+      const terminate = (error: unknown) => {
         if (terminating || done) return;
         terminating = true;
         const ch = channel;
@@ -342,7 +347,9 @@ export class Ssh2Executor implements Executor {
         timers.delete(connectTimer);
         phase = "exec";
         later(opts.timeoutMs, () =>
-          terminate(new SshError("command-timeout", `Command timed out after ${opts.timeoutMs} ms and was killed`)),
+          terminate(
+            new SshError("command-timeout", `Command timed out after ${opts.timeoutMs} ms and was killed`, fingerprint),
+          ),
         );
         client.exec(script, (err, ch) => {
           if (err) return finish({ error: new SshError("protocol", `Could not start the command: ${err.message}`) });
@@ -430,7 +437,6 @@ export class Ssh2Executor implements Executor {
       const config: ConnectConfig = {
         sock: socket,
         username: target.username,
-        // Explicit methods: key then password (no "none" probe), and the already parsed key is used as is.
         authHandler: authMethods(target, privateKey),
         readyTimeout: 0, // our connect timer covers DNS + TCP + handshake + auth
         keepaliveInterval: this.keepaliveIntervalMs,
