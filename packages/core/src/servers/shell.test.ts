@@ -1,9 +1,9 @@
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { ValidationError } from "../errors.ts";
 import {
   buildScript,
@@ -35,6 +35,15 @@ const NASTY = [
   "\t\r\n",
 ];
 
+const tempDirs: string[] = [];
+afterAll(() => Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "hoist-shell-"));
+  tempDirs.push(dir);
+  return dir;
+}
+
 /** Runs a script under /bin/sh, as sshd would, in `cwd`. */
 function sh(script: string, opts: { cwd?: string; input?: string; env?: Record<string, string> } = {}) {
   const res = spawnSync("/bin/sh", ["-c", script], {
@@ -57,12 +66,12 @@ describe("quote", () => {
     expect(quote("it's")).toBe("'it'\\''s'");
   });
 
-  it.each(NASTY.map((s) => [s]))("passes %j through the shell literally", (value) => {
-    const dir = spawnSync("mktemp", ["-d"], { encoding: "utf8" }).stdout.trim();
+  it.each(NASTY.map((s) => [s]))("passes %j through the shell literally", async (value) => {
+    const dir = await tempDir();
     const { stdout, status } = sh(`printf '%s' ${quote(value)}`, { cwd: dir });
     expect(status).toBe(0);
     expect(stdout).toBe(value);
-    expect(spawnSync("ls", ["-A", dir], { encoding: "utf8" }).stdout).toBe("");
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it("rejects NUL, which no shell argument can hold", () => {
@@ -89,7 +98,7 @@ describe("envAssignments", () => {
 
 describe("buildScript", () => {
   it("runs the command in cwd with env, values arriving literally and nothing injected", async () => {
-    const root = await mkdtemp(join(tmpdir(), "hoist-shell-"));
+    const root = await tempDir();
     const cwd = join(root, "app $(touch pwned) `touch pwned` ; 'q' \"d\"\nnl");
     await mkdir(cwd);
     const env = Object.fromEntries(NASTY.map((v, i) => [`V${i}`, v]));
@@ -103,7 +112,7 @@ describe("buildScript", () => {
   });
 
   it("fails with exit 97 and a marker when cwd is missing, before running anything", async () => {
-    const root = await mkdtemp(join(tmpdir(), "hoist-shell-"));
+    const root = await tempDir();
     const res = sh(buildScript({ cwd: join(root, "nope"), command: "touch ran" }), { cwd: root });
     expect(res.status).toBe(CWD_MISSING_EXIT);
     expect(res.stderr).toContain(`${CWD_MISSING_MARKER}: ${join(root, "nope")}`);
@@ -135,7 +144,7 @@ describe("buildScript", () => {
 
 describe("writeFileScript", () => {
   it("writes stdin to the file with mode 0600, replacing an existing file atomically", async () => {
-    const root = await mkdtemp(join(tmpdir(), "hoist-shell-"));
+    const root = await tempDir();
     const cwd = join(root, "my app; $(touch pwned)");
     await mkdir(cwd);
     await writeFile(join(cwd, ".env"), "OLD=1\n", { mode: 0o644 });
@@ -148,7 +157,7 @@ describe("writeFileScript", () => {
   });
 
   it("fails with the cwd marker when the directory is missing", async () => {
-    const root = await mkdtemp(join(tmpdir(), "hoist-shell-"));
+    const root = await tempDir();
     const res = sh(writeFileScript(".env", { cwd: join(root, "missing") }), { cwd: root, input: "A=1" });
     expect(res.status).toBe(CWD_MISSING_EXIT);
     expect(res.stderr).toContain(CWD_MISSING_MARKER);

@@ -1,4 +1,4 @@
-import { utils } from "ssh2";
+import ssh2 from "ssh2";
 import { recordAudit } from "../audit/service.ts";
 import { ConflictError, ValidationError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
@@ -8,7 +8,7 @@ import { SshError, type SshTarget } from "./ssh.ts";
 
 /** Validates a private key (and its passphrase) before it is stored. */
 export function parsePrivateKey(privateKey: string, passphrase?: string): void {
-  const parsed = utils.parseKey(privateKey, passphrase);
+  const parsed = ssh2.utils.parseKey(privateKey, passphrase);
   if (parsed instanceof Error || (Array.isArray(parsed) ? parsed.length === 0 : !parsed.isPrivateKey())) {
     const hint =
       parsed instanceof Error && /passphrase|decrypt/i.test(parsed.message) ? " or the passphrase is wrong" : "";

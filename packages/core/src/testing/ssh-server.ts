@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,7 +15,7 @@ import { sshFingerprint } from "../servers/ssh.ts";
  */
 
 export interface TestSshServerOptions {
-  /** Working directory of the commands (default: a fresh temp dir). */
+  /** Working directory of the commands (default: a fresh temp dir, removed by `stop()`). */
   cwd?: string;
   /** The user the server accepts (default `deploy`). */
   username?: string;
@@ -151,6 +151,7 @@ export async function startTestSshServer(opts: TestSshServerOptions = {}): Promi
       for (let waited = 0; waited < 2000 && spawned.some(groupAlive); waited += 20) {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
+      if (opts.cwd === undefined) await rm(cwd, { recursive: true, force: true });
     },
   };
 }

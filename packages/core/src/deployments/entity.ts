@@ -1,0 +1,93 @@
+import type { Key } from "../store/store.ts";
+import { pad } from "../users/entity.ts";
+
+export type DeploymentStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+export type Trigger = "manual" | "push" | "ci-success" | "rollback";
+export const FINISHED: DeploymentStatus[] = ["succeeded", "failed", "cancelled"];
+
+export type DeploymentItem = Key & {
+  entity: "deployment";
+  id: string;
+  ownerId: string;
+  appId: string;
+  status: DeploymentStatus;
+  trigger: Trigger;
+  ref: string | null;
+  commitSha: string | null;
+  commitMessage: string | null;
+  author: string | null;
+  queuedAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  durationMs: number | null;
+  exitCode: number | null;
+  error: string | null;
+  redeployOf: string | null;
+  /** Lines written so far (the next line's seq is `logLines + 1`). */
+  logLines: number;
+  logTruncated: boolean;
+  /** The worker running it renews this while alive; past it, the run is presumed dead. */
+  leaseUntil: number | null;
+  cancelRequested: boolean;
+  gsi1pk: string;
+  gsi1sk: string;
+  gsi2pk: string;
+  gsi2sk: string;
+};
+
+export interface Deployment {
+  id: string;
+  appId: string;
+  status: DeploymentStatus;
+  trigger: Trigger;
+  ref: string | null;
+  commitSha: string | null;
+  commitMessage: string | null;
+  author: string | null;
+  queuedAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  durationMs: number | null;
+  exitCode: number | null;
+  error: string | null;
+  redeployOf: string | null;
+}
+
+export type LogStream = "stdout" | "stderr" | "system";
+export type LogLine = {
+  seq: number;
+  ts: number;
+  stream: LogStream;
+  line: string;
+};
+
+export const deploymentKey = (id: string): Key => ({ pk: `DEP#${id}`, sk: "DEP" });
+export const appDeploymentsPk = (appId: string) => `APP#${appId}#DEPS`;
+export const ownerDeploymentsPk = (ownerId: string) => `OWNER#${ownerId}#DEPS`;
+export const deployLockKey = (appId: string): Key => ({ pk: `APP#${appId}`, sk: "DEPLOCK" });
+export const logKey = (deploymentId: string, seq: number): Key => ({
+  pk: `DEP#${deploymentId}`,
+  sk: `LOG#${String(seq).padStart(10, "0")}`,
+});
+export const logSk = (seq: number) => `LOG#${String(seq).padStart(10, "0")}`;
+export const sortOf = (queuedAt: number, id: string) => `${pad(queuedAt)}#${id}`;
+
+export const toDeployment = (d: DeploymentItem): Deployment => ({
+  id: d.id,
+  appId: d.appId,
+  status: d.status,
+  trigger: d.trigger,
+  ref: d.ref,
+  commitSha: d.commitSha,
+  commitMessage: d.commitMessage,
+  author: d.author,
+  queuedAt: d.queuedAt,
+  startedAt: d.startedAt,
+  finishedAt: d.finishedAt,
+  durationMs: d.durationMs,
+  exitCode: d.exitCode,
+  error: d.error,
+  redeployOf: d.redeployOf,
+});
+
+export type LogItem = Key & LogLine & { entity: "log-line"; expiresAt?: number };

@@ -1,0 +1,53 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { freePort } from "./dynamodb-local.ts";
+
+const root = resolve(import.meta.dirname, "../../..");
+
+/** `npm start` as a newcomer runs it: a real process under Node's own ESM loader (not vitest's). */
+describe("npm start", () => {
+  it("comes up ready on a fresh data directory, prints the URLs, and leaves nothing behind on SIGTERM", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "hoist-main-"));
+    const port = await freePort();
+    const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "packages/local/src/main.ts"], {
+      cwd: root,
+      env: { ...process.env, PORT: String(port), HOIST_DATA_DIR: dataDir, NODE_ENV: "production" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout?.on("data", (d) => {
+      output += d;
+    });
+    child.stderr?.on("data", (d) => {
+      output += d;
+    });
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+
+    const deadline = Date.now() + 30_000;
+    let ready = false;
+    while (!ready && Date.now() < deadline && child.exitCode === null) {
+      ready = await fetch(`http://127.0.0.1:${port}/health/ready`)
+        .then((r) => r.ok)
+        .catch(() => false);
+      if (!ready) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ready, output).toBe(true);
+    expect(output).toContain(`http://127.0.0.1:${port}/docs`);
+    expect(output).toContain("first account registered becomes the admin");
+    expect(output).not.toMatch(/Warning|Error|at .*\.ts:\d+/);
+
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    const left = (() => {
+      try {
+        return execFileSync("pgrep", ["-f", dataDir]).toString().trim();
+      } catch {
+        return "";
+      }
+    })();
+    expect(left).toBe("");
+  });
+});
