@@ -53,6 +53,9 @@ const schema = z.object({
   HOIST_SSH_COMMAND_TIMEOUT_SECONDS: seconds.max(3600).default(600),
   HOIST_STATUS_TIMEOUT_SECONDS: seconds.max(120).default(15),
   HOIST_STATUS_SWEEP_SECONDS: count.default(300),
+  HOIST_DEPLOY_TIMEOUT_SECONDS: seconds.max(3600).default(840),
+  HOIST_DEPLOY_LEASE_SECONDS: seconds.min(2).max(600).default(60),
+  HOIST_DEPLOY_LOG_MAX_LINES: count.min(10).default(20_000),
   HOIST_DYNAMODB_PORT: port.default(0),
   HOIST_DYNAMODB_ENDPOINT: url.optional(),
 });
@@ -87,6 +90,7 @@ export interface Config {
   queue: { maxAttempts: number; visibilitySeconds: number };
   ws: { idleTimeoutSeconds: number; maxAgeSeconds: number };
   dynamodb: { port: number; endpoint: string | undefined };
+  deploy: { timeoutMs: number; leaseMs: number; logMaxLines: number };
   ssh: { connectTimeoutMs: number; commandTimeoutMs: number; statusTimeoutMs: number; sweepIntervalSeconds: number };
 }
 
@@ -122,6 +126,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     queue: { maxAttempts: e.HOIST_QUEUE_MAX_ATTEMPTS, visibilitySeconds: e.HOIST_QUEUE_VISIBILITY_SECONDS },
     ws: { idleTimeoutSeconds: e.HOIST_WS_IDLE_TIMEOUT_SECONDS, maxAgeSeconds: e.HOIST_WS_MAX_AGE_SECONDS },
     dynamodb: { port: e.HOIST_DYNAMODB_PORT, endpoint: e.HOIST_DYNAMODB_ENDPOINT },
+    deploy: {
+      timeoutMs: e.HOIST_DEPLOY_TIMEOUT_SECONDS * 1000,
+      leaseMs: e.HOIST_DEPLOY_LEASE_SECONDS * 1000,
+      logMaxLines: e.HOIST_DEPLOY_LOG_MAX_LINES,
+    },
     ssh: {
       connectTimeoutMs: e.HOIST_SSH_CONNECT_TIMEOUT_SECONDS * 1000,
       commandTimeoutMs: e.HOIST_SSH_COMMAND_TIMEOUT_SECONDS * 1000,

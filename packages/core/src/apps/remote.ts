@@ -24,13 +24,15 @@ export async function runAppCommand(
   server: ServerItem,
   command: string,
   opts: {
+    /** The app's variables, if the caller already read them (to mask them in output). */
+    env?: Record<string, string>;
     extraEnv?: Record<string, string>;
     timeoutMs?: number;
     onLine?: (stream: "stdout" | "stderr", line: string) => void;
     signal?: AbortSignal;
   } = {},
-): Promise<ExecResult & { envValues: string[] }> {
-  const env = await readEnv(deps, app.ownerId, app.id);
+): Promise<ExecResult> {
+  const env = opts.env ?? (await readEnv(deps, app.ownerId, app.id));
   const script = buildScript({
     cwd: app.cdPath,
     env: { HOIST_APP_ID: app.id, ...opts.extraEnv },
@@ -51,5 +53,5 @@ export async function runAppCommand(
     signal: opts.signal,
   });
   await pinHostKey(deps, server, result.hostKeyFingerprint);
-  return { ...result, envValues: Object.values(env) };
+  return result;
 }

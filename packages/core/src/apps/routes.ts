@@ -4,6 +4,7 @@ import { recordAudit } from "../audit/service.ts";
 import { requireUser } from "../auth/middleware.ts";
 import type { AppEnv } from "../http/env.ts";
 import { listResponse, OwnedListQuery } from "../http/list.ts";
+import { idempotent } from "../http/middleware/idempotency.ts";
 import { bearer, jsonBody, jsonContent, pageOf, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
 import { toApp } from "./entity.ts";
@@ -89,6 +90,7 @@ const Lifecycle = z.object({
 const EnvValues = z.record(z.string(), z.string());
 const IdParam = z.object({ id });
 const auth = { security: bearer, middleware: [requireUser], tags: ["apps"] };
+const triggering = { ...auth, middleware: [requireUser, idempotent] };
 const optionalBody = <T extends z.ZodType>(schema: T) => ({
   required: false,
   content: { "application/json": { schema } },
@@ -173,7 +175,7 @@ export const appRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
   )
   .openapi(
     createRoute({
-      ...auth,
+      ...triggering,
       method: "post",
       path: "/api/apps/{id}/start",
       summary: "Start the app (its start command in cdPath, .env written first); auto-stops after `timeout` minutes",
@@ -201,7 +203,7 @@ export const appRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
   )
   .openapi(
     createRoute({
-      ...auth,
+      ...triggering,
       method: "post",
       path: "/api/apps/{id}/stop",
       summary: "Stop the app (its stop command) and cancel the auto-stop",

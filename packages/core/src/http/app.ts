@@ -7,6 +7,8 @@ import { appRoutes } from "../apps/routes.ts";
 import { auditRoutes } from "../audit/routes.ts";
 import { githubAuthRoutes } from "../auth/github-routes.ts";
 import { authRoutes } from "../auth/routes.ts";
+import { deploymentRoutes } from "../deployments/routes.ts";
+import { webhookRoutes } from "../github/webhook-routes.ts";
 import { healthRoutes } from "../health/routes.ts";
 import type { Deps } from "../ports.ts";
 import { projectRoutes } from "../projects/routes.ts";
@@ -69,6 +71,8 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
   app.route("/", serverRoutes);
   app.route("/", projectRoutes);
   app.route("/", appRoutes);
+  app.route("/", deploymentRoutes);
+  app.route("/", webhookRoutes);
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

@@ -1,17 +1,12 @@
 import { autoStop, runAppJob } from "../apps/lifecycle.ts";
+import { runDeploymentJob } from "../deployments/worker.ts";
 import type { Deps, ScheduledEvent } from "../ports.ts";
 import { sweepServers } from "../servers/status.ts";
 import type { JobHandlers } from "./worker.ts";
 
-/**
- * Job handlers by type. The deploy handler is filled in by the deployments
- * module; until a deployment exists for the id there is nothing to do, which
- * is also the idempotent answer to a redelivered message.
- */
+/** Job handlers by type; each is idempotent (deliveries are at least once). */
 export const jobHandlers: JobHandlers = {
-  deploy: async (job, deps) => {
-    deps.logger.warn("deploy job for unknown deployment; nothing to do", { deploymentId: job.deploymentId });
-  },
+  deploy: runDeploymentJob,
   "app-start": runAppJob,
   "app-stop": runAppJob,
 };

@@ -33,7 +33,14 @@ export function createJobWorker(deps: Deps, handlers: JobHandlers) {
     const job = parseJob(record.body);
     const attempt = Number(record.attributes?.ApproximateReceiveCount ?? 1);
     deps.logger.debug("job", { type: job.type, messageId: record.messageId, attempt });
-    await (handlers[job.type] as (job: Job, deps: Deps) => Promise<void>)(job, deps);
+    try {
+      await (handlers[job.type] as (job: Job, deps: Deps) => Promise<void>)(job, deps);
+    } catch (err) {
+      deps.logger.error("job failed", { type: job.type, messageId: record.messageId, attempt, error: err });
+      throw err;
+    }
   };
-  return (event: SQSEvent) => processPartialResponse(event, handleRecord, processor);
+  // A batch whose every record failed still answers with its failures (not a throw), like any other batch.
+  return (event: SQSEvent) =>
+    processPartialResponse(event, handleRecord, processor, { throwOnFullBatchFailure: false });
 }

@@ -130,6 +130,31 @@ describe("DynamoStore", () => {
     await expect(store.query({ pk: "P#1", cursor: "not-a-cursor" })).rejects.toBeInstanceOf(ValidationError);
   });
 
+  it("composes nested conditions without redundant parentheses", async () => {
+    await store.put({ pk: "N#1", sk: "X", holder: "a", leaseUntil: 1 });
+    const taken = cond.or(cond.notExists(), cond.compare("leaseUntil", "<", 5), cond.eq("holder", "b"));
+    await store.put({ pk: "N#1", sk: "X", holder: "b", leaseUntil: 10 }, { condition: taken });
+    await expect(
+      store.put(
+        { pk: "N#1", sk: "X", holder: "c" },
+        { condition: cond.and(cond.or(cond.notExists(), cond.eq("holder", "z")), cond.exists()) },
+      ),
+    ).rejects.toBeInstanceOf(ConditionFailedError);
+    const filtered = await store.query({
+      pk: "N#1",
+      filter: cond.or(cond.attrNotExists("holder"), cond.eq("holder", "b")),
+    });
+    expect(filtered.items).toHaveLength(1);
+  });
+
+  it("batch-puts more than one batch", async () => {
+    await store.batchPut(
+      Array.from({ length: 60 }, (_, i) => ({ pk: "B#1", sk: `x#${String(i).padStart(3, "0")}`, i })),
+    );
+    const all = await store.query({ pk: "B#1", limit: 100 });
+    expect(all.items.map((x) => x.i)).toEqual(Array.from({ length: 60 }, (_, i) => i));
+  });
+
   it("deletes conditionally and returns what it deleted", async () => {
     await store.put({ pk: "D#1", sk: "X", status: "stopped" });
     await expect(

@@ -1,5 +1,6 @@
 import { type DynamoDBClient, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import {
+  BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
@@ -11,7 +12,18 @@ import {
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { ConditionFailedError, ValidationError } from "../errors.ts";
-import type { Condition, Item, Key, Page, QuerySpec, SortCondition, Store, TransactOp, UpdateSpec } from "./store.ts";
+import {
+  type Condition,
+  type Item,
+  type Key,
+  type Page,
+  parenthesize,
+  type QuerySpec,
+  type SortCondition,
+  type Store,
+  type TransactOp,
+  type UpdateSpec,
+} from "./store.ts";
 import { table } from "./table.ts";
 
 type TransactItem = NonNullable<TransactWriteCommandInput["TransactItems"]>[number];
@@ -85,7 +97,7 @@ export class DynamoStore implements Store {
       TableName: this.tableName,
       IndexName: spec.index,
       KeyConditionExpression: `#pk = :pk${spec.sk ? ` AND ${sortExpression(spec.sk)}` : ""}`,
-      FilterExpression: `(attribute_not_exists(#exp) OR #exp > :now)${spec.filter ? ` AND (${spec.filter.expression})` : ""}`,
+      FilterExpression: `(attribute_not_exists(#exp) OR #exp > :now)${spec.filter ? ` AND ${parenthesize(spec.filter.expression)}` : ""}`,
       ExpressionAttributeNames: {
         "#pk": keyNames.partitionKey,
         "#sk": keyNames.sortKey,
@@ -120,6 +132,19 @@ export class DynamoStore implements Store {
       return { items: items as T[], nextCursor: encodeCursor(cursorKey(items[limit - 1] ?? {}, spec.index)) };
     }
     return { items: items as T[], nextCursor: start ? encodeCursor(start) : null };
+  }
+
+  async batchPut(items: Item[]): Promise<void> {
+    for (let i = 0; i < items.length; i += 25) {
+      let requests = items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
+      for (let attempt = 0; requests.length > 0; attempt++) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 20 * 2 ** attempt)));
+        const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }));
+        requests = (out.UnprocessedItems?.[this.tableName] ?? []) as typeof requests;
+        if (attempt > 8 && requests.length > 0)
+          throw new Error(`${requests.length} items were not written (throttled)`);
+      }
+    }
   }
 
   async transact(ops: TransactOp[]): Promise<void> {

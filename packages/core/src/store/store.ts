@@ -66,6 +66,8 @@ export interface Store {
   /** Returns the deleted item, if there was one. Throws ConditionFailedError. */
   delete<T extends Item = Item>(key: Key, opts?: { condition?: Condition }): Promise<T | undefined>;
   query<T extends Item = Item>(spec: QuerySpec): Promise<Page<T>>;
+  /** Unconditional puts in batches of 25 (not atomic), retrying unprocessed items. */
+  batchPut(items: Item[]): Promise<void>;
   /** All-or-nothing; ConditionFailedError names the failed operations. */
   transact(ops: TransactOp[]): Promise<void>;
   /** Cheap reachability check for /health/ready. */
@@ -121,11 +123,24 @@ export const cond = {
   },
 };
 
+/** `(expr)`, unless it already is one parenthesized whole: DynamoDB refuses redundant parentheses. */
+export function parenthesize(expression: string): string {
+  if (expression.startsWith("(") && expression.endsWith(")")) {
+    let depth = 0;
+    for (let i = 0; i < expression.length; i++) {
+      if (expression[i] === "(") depth++;
+      else if (expression[i] === ")") depth--;
+      if (depth === 0 && i < expression.length - 1) return `(${expression})`;
+    }
+    return expression;
+  }
+  return `(${expression})`;
+}
+
 function join(parts: Condition[], op: string): Condition {
-  // DynamoDB refuses redundant parentheses, so a single condition stays as it is.
   if (parts.length === 1 && parts[0]) return parts[0];
   return {
-    expression: parts.map((c) => `(${c.expression})`).join(` ${op} `),
+    expression: parts.map((c) => parenthesize(c.expression)).join(` ${op} `),
     names: Object.assign({}, ...parts.map((c) => c.names)),
     values: Object.assign({}, ...parts.map((c) => c.values)),
   };

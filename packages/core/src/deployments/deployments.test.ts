@@ -1,0 +1,289 @@
+import { mkdirSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AppItem } from "../apps/entity.ts";
+import { appKey } from "../apps/entity.ts";
+import { type TestClient, testClient } from "../testing/http.ts";
+import { startTestSshServer, type TestSshServer } from "../testing/ssh-server.ts";
+import { eventually, startWorkers } from "../testing/workers.ts";
+import { deployLockKey, deploymentKey } from "./entity.ts";
+import { queueDeployment } from "./service.ts";
+
+type Json = Record<string, unknown>;
+type Dep = {
+  id: string;
+  status: string;
+  exitCode: number | null;
+  error: string | null;
+  durationMs: number | null;
+  trigger: string;
+};
+type Line = { seq: number; stream: string; line: string };
+let t: TestClient;
+let ssh: TestSshServer;
+let token: string;
+let userId: string;
+let workers: Awaited<ReturnType<typeof startWorkers>>;
+let serverId: string;
+let projectId: string;
+
+const post = (path: string, body?: unknown, headers?: Record<string, string>) =>
+  t.json<Json>("POST", path, { token, body, headers });
+const get = <T = Json>(path: string, as = token) => t.json<T>("GET", path, { token: as });
+
+beforeAll(async () => {
+  t = await testClient({
+    HOIST_STATUS_SWEEP_SECONDS: "0",
+    HOIST_DEPLOY_LEASE_SECONDS: "2",
+    HOIST_DEPLOY_TIMEOUT_SECONDS: "4",
+    HOIST_DEPLOY_LOG_MAX_LINES: "3000",
+  });
+  workers = await startWorkers(t.deps);
+  ssh = await startTestSshServer();
+  const u = await t.register("deployer");
+  token = u.token;
+  userId = u.user.id;
+  serverId = (
+    await post("/api/servers", {
+      name: "box",
+      address: ssh.host,
+      sshPort: ssh.port,
+      sshUser: ssh.username,
+      privateKey: ssh.clientKey.private,
+    })
+  ).body.id as string;
+  projectId = (await post("/api/projects", { name: "p" })).body.id as string;
+});
+afterAll(async () => {
+  await workers?.stop();
+  await ssh?.stop();
+});
+
+async function makeApp(name: string, deploy: string, env: Record<string, string> = {}) {
+  const dir = join(ssh.cwd, name);
+  mkdirSync(dir, { recursive: true });
+  const app = await post("/api/apps", { name, projectId, serverId, cdPath: dir, commands: { deploy } });
+  expect(app.status).toBe(201);
+  if (Object.keys(env).length > 0) await t.json("PUT", `/api/apps/${app.body.id}/env`, { token, body: env });
+  return { id: app.body.id as string, dir };
+}
+
+const deploy = async (appId: string, body?: unknown, headers?: Record<string, string>) => {
+  const res = await post(`/api/apps/${appId}/deployments`, body, headers);
+  expect(res.status, JSON.stringify(res.body)).toBe(202);
+  return (res.body.deployment as Dep).id;
+};
+
+const finished = (id: string, timeoutMs = 15_000) =>
+  eventually(
+    async () => {
+      const { body } = await get<Dep>(`/api/deployments/${id}`);
+      return ["succeeded", "failed", "cancelled"].includes(body.status) ? body : undefined;
+    },
+    timeoutMs,
+    `deployment ${id} to finish`,
+  );
+
+async function allLines(id: string): Promise<Line[]> {
+  const lines: Line[] = [];
+  let after = 0;
+  for (;;) {
+    const page = await get<{ items: Line[]; nextCursor: string | null }>(
+      `/api/deployments/${id}/logs?after=${after}&limit=1000`,
+    );
+    lines.push(...page.body.items);
+    if (!page.body.nextCursor) return lines;
+    after = Number(page.body.nextCursor);
+  }
+}
+
+describe("deployments", () => {
+  it("runs the deploy command in cdPath with Hoist's variables, streams masked logs, and finishes succeeded", async () => {
+    const app = await makeApp(
+      "web",
+      'echo "deploying $HOIST_COMMIT_SHA on $HOIST_BRANCH"; echo "token is $API_TOKEN"; echo warn >&2; pwd',
+      {
+        API_TOKEN: "tok-abc-123",
+      },
+    );
+    const id = await deploy(app.id, { ref: "main", sha: "0123456789abcdef0123456789abcdef01234567" });
+    const done = await finished(id);
+    expect(done).toMatchObject({ status: "succeeded", exitCode: 0, error: null, trigger: "manual" });
+    expect(done.durationMs).toEqual(expect.any(Number));
+
+    const lines = await allLines(id);
+    expect(lines.map((l) => l.seq)).toEqual(lines.map((_, i) => i + 1));
+    const text = lines.map((l) => `${l.stream}:${l.line}`);
+    expect(text).toEqual(
+      expect.arrayContaining([
+        "stdout:deploying 0123456789abcdef0123456789abcdef01234567 on main",
+        "stdout:token is ••••",
+        "stderr:warn",
+        `stdout:${app.dir}`,
+      ]),
+    );
+    expect(JSON.stringify(lines)).not.toContain("tok-abc-123");
+    expect(lines.filter((l) => l.stream === "system").map((l) => l.line.split(" ")[0])).toEqual([
+      "Connecting",
+      "Writing",
+      "Running:",
+      "Done:",
+    ]);
+
+    const usage = await get<Json>("/api/usage");
+    expect(usage.body).toMatchObject({ deployments: expect.any(Number), deploySeconds: expect.any(Number) });
+    expect(usage.body.deployments as number).toBeGreaterThanOrEqual(1);
+    const audit = await get<{ items: { action: string }[] }>(
+      `/api/audit-logs?resourceType=deployment&resourceId=${id}`,
+    );
+    expect(audit.body.items.map((i) => i.action).sort()).toEqual(["deployment.finish", "deployment.trigger"]);
+  });
+
+  it("fails with the command's exit code", async () => {
+    const app = await makeApp("broken", "echo nope; exit 7");
+    const done = await finished(await deploy(app.id));
+    expect(done).toMatchObject({ status: "failed", exitCode: 7, error: "The deploy command exited with code 7" });
+  });
+
+  it("kills a deploy that runs past the timeout and fails it", async () => {
+    const app = await makeApp("slow", "echo begin; sleep 30");
+    const done = await finished(await deploy(app.id));
+    expect(done.status).toBe("failed");
+    expect(done.error).toMatch(/timed out/i);
+  });
+
+  it("runs one deployment per app at a time, in order", async () => {
+    const app = await makeApp(
+      "serial",
+      'echo "start $HOIST_DEPLOYMENT_ID" >> order.txt; sleep 0.7; echo "end $HOIST_DEPLOYMENT_ID" >> order.txt',
+    );
+    const first = await deploy(app.id);
+    await eventually(
+      async () => (await get<Dep>(`/api/deployments/${first}`)).body.status === "running",
+      10_000,
+      "first running",
+    );
+    const second = await deploy(app.id);
+    expect((await finished(first)).status).toBe("succeeded");
+    expect((await finished(second)).status).toBe("succeeded");
+    const order = (await readFile(join(app.dir, "order.txt"), "utf8")).trim().split("\n");
+    expect(order).toEqual([`start ${first}`, `end ${first}`, `start ${second}`, `end ${second}`]);
+  });
+
+  it("supersedes older queued deployments with the newest", async () => {
+    const app = await makeApp("busy", "sleep 0.8; echo $HOIST_DEPLOYMENT_ID >> ran.txt");
+    const first = await deploy(app.id);
+    await eventually(
+      async () => (await get<Dep>(`/api/deployments/${first}`)).body.status === "running",
+      10_000,
+      "first running",
+    );
+    const middle = await deploy(app.id);
+    const last = await deploy(app.id);
+    expect((await finished(middle)).status).toBe("cancelled");
+    expect((await finished(last)).status).toBe("succeeded");
+    expect((await readFile(join(app.dir, "ran.txt"), "utf8")).trim().split("\n")).toEqual([first, last]);
+  });
+
+  it("cancels a queued deployment at once and a running one by killing its command", async () => {
+    const app = await makeApp("cancel", "echo started; sleep 30");
+    const running = await deploy(app.id);
+    await eventually(
+      async () => (await get<Dep>(`/api/deployments/${running}`)).body.status === "running",
+      10_000,
+      "running",
+    );
+    const queued = await deploy(app.id);
+    const q = await post(`/api/deployments/${queued}/cancel`);
+    expect(q.status).toBe(200);
+    expect((q.body.deployment as Dep).status).toBe("cancelled");
+    expect((await post(`/api/deployments/${running}/cancel`)).status).toBe(200);
+    const done = await finished(running);
+    expect(done.status).toBe("cancelled");
+    await eventually(async () => ssh.liveCommands().length === 0, 5000, "the remote command to be gone");
+    expect((await post(`/api/deployments/${running}/cancel`)).status).toBe(409);
+  });
+
+  it("fails a deployment whose worker died mid-run, instead of leaving it running", async () => {
+    const app = await makeApp("orphan", "echo fine");
+    const appItem = (await t.deps.store.get<AppItem>(appKey(userId, app.id))) as AppItem;
+    // A worker took it, then vanished: running, lock held, lease long expired.
+    const dead = await queueDeployment(t.deps, appItem, { trigger: "manual" }, null);
+    await t.deps.store.update(deploymentKey(dead.id), {
+      set: { status: "running", startedAt: Date.now() - 60_000, leaseUntil: Date.now() - 30_000 },
+    });
+    await t.deps.store.put({
+      ...deployLockKey(app.id),
+      entity: "deploy-lock",
+      holder: dead.id,
+      leaseUntil: Date.now() - 30_000,
+    });
+    // The redelivered message finds it.
+    await t.deps.queue.send({ type: "deploy", deploymentId: dead.id });
+    const done = await finished(dead.id);
+    expect(done).toMatchObject({ status: "failed" });
+    expect(done.error).toMatch(/stopped mid-run/);
+    // And the app is free for the next one.
+    expect((await finished(await deploy(app.id))).status).toBe("succeeded");
+  });
+
+  it("does nothing for a redelivered message of a finished deployment", async () => {
+    const app = await makeApp("once", "echo once >> runs.txt");
+    const id = await deploy(app.id);
+    await finished(id);
+    const before = await allLines(id);
+    await t.deps.queue.send({ type: "deploy", deploymentId: id });
+    await new Promise((r) => setTimeout(r, 800));
+    expect(await allLines(id)).toEqual(before);
+    expect((await readFile(join(app.dir, "runs.txt"), "utf8")).trim()).toBe("once");
+  });
+
+  it("keeps every line of fast output, in order, and truncates past the cap with a marker", async () => {
+    const app = await makeApp("chatty", 'i=1; while [ $i -le 2500 ]; do echo "line $i"; i=$((i+1)); done');
+    const id = await deploy(app.id);
+    expect((await finished(id, 30_000)).status).toBe("succeeded");
+    const lines = await allLines(id);
+    const out = lines.filter((l) => l.stream === "stdout").map((l) => l.line);
+    expect(out).toEqual(Array.from({ length: 2500 }, (_, i) => `line ${i + 1}`));
+
+    const flood = await makeApp("flood", 'i=1; while [ $i -le 4000 ]; do echo "x $i"; i=$((i+1)); done');
+    const fid = await deploy(flood.id);
+    await finished(fid, 30_000);
+    const flooded = await allLines(fid);
+    expect(flooded).toHaveLength(3000);
+    expect(flooded.at(-1)?.line).toMatch(/log truncated/);
+  });
+
+  it("honours Idempotency-Key and keeps tenants apart", async () => {
+    const app = await makeApp("idem", "true");
+    const a = await post(`/api/apps/${app.id}/deployments`, undefined, { "Idempotency-Key": "k-1" });
+    const b = await post(`/api/apps/${app.id}/deployments`, undefined, { "Idempotency-Key": "k-1" });
+    expect(b.status).toBe(202);
+    expect((b.body.deployment as Dep).id).toBe((a.body.deployment as Dep).id);
+    expect(b.res.headers.get("idempotent-replayed")).toBe("true");
+    const c = await post(`/api/apps/${app.id}/deployments`, undefined, { "Idempotency-Key": "k-2" });
+    expect((c.body.deployment as Dep).id).not.toBe((a.body.deployment as Dep).id);
+
+    const other = (await t.register("eve")).token;
+    const id = (a.body.deployment as Dep).id;
+    expect((await get(`/api/deployments/${id}`, other)).status).toBe(404);
+    expect((await get(`/api/deployments/${id}/logs`, other)).status).toBe(404);
+    expect((await t.json("POST", `/api/apps/${app.id}/deployments`, { token: other })).status).toBe(404);
+    expect((await t.json("POST", `/api/deployments/${id}/cancel`, { token: other })).status).toBe(404);
+    const list = await get<{ items: Dep[] }>(`/api/deployments`, other);
+    expect(list.body.items).toEqual([]);
+  });
+
+  it("redeploys the same commit, as a rollback when it is not the latest", async () => {
+    const app = await makeApp("rollback", "echo $HOIST_COMMIT_SHA");
+    const one = await deploy(app.id, { sha: "aaaaaaa" });
+    await finished(one);
+    await finished(await deploy(app.id, { sha: "bbbbbbb" }));
+    const again = await post(`/api/deployments/${one}/redeploy`);
+    expect(again.status).toBe(202);
+    const dep = again.body.deployment as Dep & { commitSha: string; redeployOf: string };
+    expect(dep).toMatchObject({ trigger: "rollback", commitSha: "aaaaaaa", redeployOf: one });
+    expect((await finished(dep.id)).status).toBe("succeeded");
+  });
+});

@@ -1,0 +1,366 @@
+import { Webhooks } from "@octokit/webhooks";
+import { z } from "zod";
+import { type AppItem, repoBranchPk } from "../apps/entity.ts";
+import { recordAudit } from "../audit/service.ts";
+import { queueDeployment } from "../deployments/service.ts";
+import { ConditionFailedError, HoistError, ValidationError } from "../errors.ts";
+import { newToken } from "../ids.ts";
+import type { Deps } from "../ports.ts";
+import { cond } from "../store/store.ts";
+import { CLAIM_STALE_MS, DELIVERY_TTL_SECONDS, type DeliveryItem, deliveryKey } from "./entity.ts";
+
+/**
+ * GitHub webhook deliveries (API.md § GitHub, DESIGN.md § Deploy flow step 1):
+ * verify the signature, dedupe on the delivery id, match apps by `repo#branch`,
+ * queue their deployments, answer. Only table writes and queue sends happen
+ * here — never SSH or GitHub calls — so the answer comes in milliseconds.
+ *
+ * Dedupe and crash safety. The delivery id is *claimed* first (conditional
+ * put, state `processing`, a fresh `claimId`), the work is done, and the claim
+ * is then marked `done`:
+ * - recording the delivery only after queueing would let a redelivery that
+ *   races the first attempt queue everything twice;
+ * - recording it as done before queueing would drop the deploy for good if
+ *   we crashed in between, since every redelivery would be "a duplicate".
+ * So a claim still `processing` after CLAIM_STALE_MS (the handler died: the
+ * work takes milliseconds) may be taken over by a redelivery (a conditional
+ * update on the old `claimId`), and a fresh or finished one makes the
+ * redelivery a 202 `duplicate`. After each queued deployment the claim records
+ * `queued[appId]`, so a takeover only does what is left; the one remaining
+ * window (a crash between queueing and recording it) can at worst queue the
+ * same sha twice for one app, which the per-app deploy lock serialises and
+ * supersedes — far better than losing the deploy.
+ */
+
+export interface IncomingWebhook {
+  event: string | undefined;
+  deliveryId: string | undefined;
+  signature: string | undefined;
+  /** The raw body, exactly as received: the signature covers these bytes. */
+  body: string;
+  ip: string | null;
+}
+
+export interface WebhookReply {
+  status: "pong" | "accepted" | "ignored" | "duplicate";
+  event: string;
+  deliveryId: string;
+  /** Ids of the deployments this delivery queued (for a duplicate: those the first one queued). */
+  deployments: string[];
+  reason?: string;
+  zen?: string;
+}
+
+const EVENT = /^[a-z][a-z_]{0,63}$/;
+const DELIVERY_ID = /^[A-Za-z0-9._:-]{1,100}$/;
+const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+const NULL_SHA = /^0+$/;
+
+let verifier: { secret: string; webhooks: Webhooks } | undefined;
+
+/** Constant-time check of `X-Hub-Signature-256` (`sha256=<hex HMAC of the body>`). */
+export async function verifySignature(secret: string, body: string, signature: string): Promise<boolean> {
+  if (verifier?.secret !== secret) verifier = { secret, webhooks: new Webhooks({ secret }) };
+  try {
+    return await verifier.webhooks.verify(body, signature);
+  } catch {
+    // An empty body or signature: nothing GitHub would send.
+    return false;
+  }
+}
+
+const invalidSignature = (detail: string) => new HoistError(401, "invalid_signature", detail);
+
+const PushPayload = z.object({
+  ref: z.string().min(1).max(1024),
+  after: z.string().max(64),
+  deleted: z.boolean().optional(),
+  repository: z.object({ full_name: z.string().min(3).max(200) }),
+  head_commit: z
+    .object({
+      message: z.string().nullish(),
+      author: z.object({ name: z.string().nullish() }).nullish(),
+    })
+    .nullish(),
+  pusher: z.object({ name: z.string().nullish() }).nullish(),
+});
+
+type Plan =
+  | { kind: "ping"; repo: string | null; zen: string | null }
+  | { kind: "ignore"; repo: string | null; reason: string }
+  | {
+      kind: "push";
+      repo: string;
+      branch: string;
+      commitSha: string;
+      commitMessage: string | null;
+      author: string | null;
+    };
+
+/** Everything up to the first write: authenticate, validate, decide. Throws 503/401/400. */
+export async function planDelivery(
+  secret: string | undefined,
+  req: IncomingWebhook,
+): Promise<{ event: string; deliveryId: string; plan: Plan }> {
+  if (!secret) throw new HoistError(503, "not_configured", "GitHub webhooks are not configured");
+  if (!req.signature) throw invalidSignature("Missing X-Hub-Signature-256 header");
+  if (!(await verifySignature(secret, req.body, req.signature))) {
+    throw invalidSignature("X-Hub-Signature-256 does not match the body");
+  }
+  const event = req.event?.trim() ?? "";
+  const deliveryId = req.deliveryId?.trim() ?? "";
+  const bad = [
+    ...(EVENT.test(event) ? [] : [{ path: "header.x-github-event", message: "Required: a GitHub event name" }]),
+    ...(DELIVERY_ID.test(deliveryId)
+      ? []
+      : [{ path: "header.x-github-delivery", message: "Required: up to 100 letters, digits, '-', '_', '.', ':'" }]),
+  ];
+  if (bad.length > 0) throw new ValidationError("Missing or invalid GitHub delivery headers", bad);
+
+  let payload: unknown;
+  try {
+    payload = JSON.parse(req.body);
+  } catch {
+    throw new ValidationError("Malformed JSON in request body");
+  }
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
+    throw new ValidationError("The webhook payload must be a JSON object");
+  }
+  return { event, deliveryId, plan: planEvent(event, payload as Record<string, unknown>) };
+}
+
+function planEvent(event: string, payload: Record<string, unknown>): Plan {
+  const repository = payload.repository as { full_name?: unknown } | null | undefined;
+  const repo = typeof repository?.full_name === "string" ? repository.full_name.slice(0, 200) : null;
+  if (event === "ping") return { kind: "ping", repo, zen: typeof payload.zen === "string" ? payload.zen : null };
+  if (event === "workflow_run") return { kind: "ignore", repo, reason: "workflow_run events are not handled yet" };
+  if (event !== "push") return { kind: "ignore", repo, reason: `${event} events are not handled` };
+
+  const parsed = PushPayload.safeParse(payload);
+  if (!parsed.success) {
+    throw new ValidationError(
+      "Not a push event payload",
+      parsed.error.issues.map((i) => ({ path: ["body", ...i.path.map(String)].join("."), message: i.message })),
+    );
+  }
+  const push = parsed.data;
+  const fullName = push.repository.full_name;
+  if (!push.ref.startsWith("refs/heads/")) {
+    const what = push.ref.startsWith("refs/tags/") ? "a tag push" : "not a branch push";
+    return { kind: "ignore", repo: fullName, reason: `${push.ref} is ${what}` };
+  }
+  const branch = push.ref.slice("refs/heads/".length);
+  if (push.deleted === true || NULL_SHA.test(push.after)) {
+    return { kind: "ignore", repo: fullName, reason: `Branch ${branch} was deleted` };
+  }
+  if (!SHA.test(push.after)) {
+    throw new ValidationError("Not a push event payload", [{ path: "body.after", message: "A commit SHA" }]);
+  }
+  return {
+    kind: "push",
+    repo: fullName,
+    branch,
+    commitSha: push.after,
+    commitMessage: push.head_commit?.message?.slice(0, 4000) ?? null,
+    author: (push.head_commit?.author?.name ?? push.pusher?.name)?.slice(0, 200) ?? null,
+  };
+}
+
+/** Handles one delivery end to end; the HTTP status is 200 for a ping and 202 otherwise. */
+export async function handleWebhook(
+  deps: Deps,
+  req: IncomingWebhook,
+): Promise<{ code: 200 | 202; reply: WebhookReply }> {
+  const { event, deliveryId, plan } = await planDelivery(deps.config.github.webhookSecret, req);
+  const base = { event, deliveryId };
+
+  const claim = await claimDelivery(deps, deliveryId, event, plan.repo);
+  if ("duplicate" in claim) {
+    return {
+      code: 202,
+      reply: { status: "duplicate", ...base, deployments: Object.values(claim.duplicate.queued ?? {}) },
+    };
+  }
+
+  let reply: WebhookReply;
+  if (plan.kind === "push") {
+    const deployments = await deployPush(deps, claim.item, plan, req.ip);
+    reply =
+      deployments.length > 0
+        ? { status: "accepted", ...base, deployments }
+        : {
+            status: "ignored",
+            ...base,
+            deployments,
+            reason: `No app auto-deploys ${plan.repo}@${plan.branch} on push`,
+          };
+  } else if (plan.kind === "ping") {
+    reply = { status: "pong", ...base, deployments: [], ...(plan.zen ? { zen: plan.zen } : {}) };
+  } else {
+    reply = { status: "ignored", ...base, deployments: [], reason: plan.reason };
+  }
+
+  // Deployments were audited per app owner as they were queued; anything else once, with no user.
+  if (reply.deployments.length === 0) {
+    await recordAudit(deps, {
+      userId: null,
+      action: "github.webhook",
+      resourceType: "github-delivery",
+      resourceId: deliveryId,
+      details: { event, deliveryId, repo: plan.repo, outcome: reply.status, reason: reply.reason ?? null },
+      ipAddress: req.ip,
+    });
+  }
+  await holdClaim(deps, claim.item, { state: "done", finishedAt: Date.now(), outcome: reply.status });
+  deps.logger.info("github webhook", {
+    ...base,
+    repo: plan.repo,
+    outcome: reply.status,
+    deployments: reply.deployments,
+  });
+  return { code: plan.kind === "ping" ? 200 : 202, reply };
+}
+
+/** Claims the delivery id (or takes over a stale claim); `duplicate` when another attempt has or holds it. */
+async function claimDelivery(
+  deps: Pick<Deps, "store">,
+  deliveryId: string,
+  event: string,
+  repo: string | null,
+): Promise<{ item: DeliveryItem } | { duplicate: DeliveryItem }> {
+  const key = deliveryKey(deliveryId);
+  for (let attempt = 0; ; attempt++) {
+    const now = Date.now();
+    const item: DeliveryItem = {
+      ...key,
+      entity: "github-delivery",
+      id: deliveryId,
+      event,
+      repo,
+      state: "processing",
+      claimId: newToken(),
+      claimedAt: now,
+      receivedAt: now,
+      finishedAt: null,
+      queued: {},
+      outcome: null,
+      expiresAt: Math.floor(now / 1000) + DELIVERY_TTL_SECONDS,
+    };
+    try {
+      await deps.store.put(item, { condition: cond.notExists() });
+      return { item };
+    } catch (err) {
+      if (!(err instanceof ConditionFailedError)) throw err;
+    }
+    const existing = await deps.store.get<DeliveryItem>(key, { consistent: true });
+    // Gone in between (expired and swept): claim again.
+    if (!existing) {
+      if (attempt < 2) continue;
+      throw new Error(`Could not claim GitHub delivery ${deliveryId}`);
+    }
+    if (existing.state !== "processing" || existing.claimedAt > now - CLAIM_STALE_MS) return { duplicate: existing };
+    try {
+      const taken = await deps.store.update<DeliveryItem>(key, {
+        set: { claimId: item.claimId, claimedAt: now },
+        condition: cond.and(cond.eq("state", "processing"), cond.eq("claimId", existing.claimId)),
+      });
+      return { item: taken };
+    } catch (err) {
+      if (!(err instanceof ConditionFailedError)) throw err;
+      // Another redelivery took it over first.
+      const current = await deps.store.get<DeliveryItem>(key, { consistent: true });
+      return { duplicate: current ?? existing };
+    }
+  }
+}
+
+/**
+ * Writes progress (or completion) on the claim, only while it is still ours;
+ * false when we stalled past CLAIM_STALE_MS and a redelivery took it over (it finishes the rest).
+ */
+async function holdClaim(deps: Pick<Deps, "store" | "logger">, claim: DeliveryItem, set: Partial<DeliveryItem>) {
+  try {
+    await deps.store.update(deliveryKey(claim.id), { set, condition: cond.eq("claimId", claim.claimId) });
+    return true;
+  } catch (err) {
+    if (!(err instanceof ConditionFailedError)) throw err;
+    deps.logger.warn("github delivery taken over by a redelivery", { deliveryId: claim.id });
+    return false;
+  }
+}
+
+/** Apps that deploy on a push to `repo`@`branch` (index gsi3, every page). */
+export async function appsDeployingOnPush(deps: Pick<Deps, "store">, repo: string, branch: string): Promise<AppItem[]> {
+  const apps: AppItem[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: { items: AppItem[]; nextCursor: string | null } = await deps.store.query<AppItem>({
+      index: "gsi3",
+      pk: repoBranchPk(repo, branch),
+      limit: 100,
+      cursor,
+    });
+    for (const app of page.items) {
+      const r = app.repository;
+      if (
+        app.entity === "app" &&
+        r?.autoDeploy === true &&
+        r.deployOn === "push" &&
+        r.fullName.toLowerCase() === repo.toLowerCase() &&
+        r.branch === branch
+      ) {
+        apps.push(app);
+      }
+    }
+    cursor = page.nextCursor;
+  } while (cursor);
+  return apps;
+}
+
+async function deployPush(
+  deps: Deps,
+  claim: DeliveryItem,
+  plan: Extract<Plan, { kind: "push" }>,
+  ip: string | null,
+): Promise<string[]> {
+  const queued = { ...claim.queued };
+  const deployments: string[] = [];
+  for (const app of await appsDeployingOnPush(deps, plan.repo, plan.branch)) {
+    const done = queued[app.id];
+    if (done) {
+      deployments.push(done);
+      continue;
+    }
+    const deployment = await queueDeployment(
+      deps,
+      app,
+      {
+        trigger: "push",
+        ref: plan.branch,
+        commitSha: plan.commitSha,
+        commitMessage: plan.commitMessage,
+        author: plan.author,
+      },
+      null,
+    );
+    deployments.push(deployment.id);
+    queued[app.id] = deployment.id;
+    await recordAudit(deps, {
+      userId: app.ownerId,
+      action: "github.webhook",
+      resourceType: "app",
+      resourceId: app.id,
+      details: {
+        event: "push",
+        deliveryId: claim.id,
+        repo: plan.repo,
+        ref: plan.branch,
+        commitSha: plan.commitSha,
+        deploymentId: deployment.id,
+      },
+      ipAddress: ip,
+    });
+    if (!(await holdClaim(deps, claim, { queued }))) break;
+  }
+  return deployments;
+}
