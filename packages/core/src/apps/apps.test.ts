@@ -184,6 +184,7 @@ describe("apps", () => {
     await appStatus(app.id, "stopped");
     expect(existsSync(join(app.dir, "started.txt"))).toBe(false);
     expect((await get(`/api/servers/${serverId}`)).body.runningAppsCount).toBe(0);
+    expect((await get("/api/usage")).body).toMatchObject({ appRunningMinutes: 1 });
 
     const audit = await t.json<{ items: { action: string }[] }>(
       "GET",

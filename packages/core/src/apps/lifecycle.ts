@@ -6,6 +6,7 @@ import type { Deps, Job, ScheduledEvent } from "../ports.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
 import { SshError } from "../servers/ssh.ts";
 import { cond } from "../store/store.ts";
+import { recordRunningMinutes } from "../usage/service.ts";
 import { type AppItem, type AppStatus, appKey, commandsOf } from "./entity.ts";
 import { runAppCommand } from "./remote.ts";
 
@@ -230,14 +231,17 @@ async function markRunning(deps: Deps, app: AppItem) {
 }
 
 async function markStopped(deps: Deps, app: AppItem) {
-  await deps.store
-    .update(appKey(app.ownerId, app.id), {
-      set: { status: "stopped", startedAt: null, stopsAt: null, updatedAt: Date.now() },
+  const now = Date.now();
+  try {
+    await deps.store.update(appKey(app.ownerId, app.id), {
+      set: { status: "stopped", startedAt: null, stopsAt: null, updatedAt: now },
       condition: cond.and(cond.eq("status", "stopping"), cond.eq("runId", app.runId)),
-    })
-    .catch((err: unknown) => {
-      if (!(err instanceof ConditionFailedError)) throw err;
     });
+  } catch (err) {
+    if (err instanceof ConditionFailedError) return;
+    throw err;
+  }
+  if (app.startedAt) await recordRunningMinutes(deps, app.ownerId, app.startedAt, now);
 }
 
 export const runAppJob = (job: Extract<Job, { type: "app-start" | "app-stop" }>, deps: Deps) => runCommand(deps, job);

@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import { ForbiddenError, UnauthorizedError } from "../errors.ts";
 import type { AppEnv } from "../http/env.ts";
 import { consumeRateLimit } from "../http/middleware/rate-limit.ts";
+import { recordRequest } from "../usage/service.ts";
 import type { Role, UserItem } from "../users/entity.ts";
 import { userKeys } from "../users/entity.ts";
 import { verifyAccessToken } from "./tokens.ts";
@@ -23,7 +24,15 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
   c.set("claims", claims);
   c.set("user", user);
   await consumeRateLimit(c, "api-user", user.id, deps.config.rateLimit.api);
-  await next();
+  // Metered alongside the request, not before it.
+  const metered = recordRequest(deps, user.id).catch((err: unknown) =>
+    deps.logger.warn("usage metering failed", { error: err }),
+  );
+  try {
+    await next();
+  } finally {
+    await metered;
+  }
 };
 
 export function requireRole(role: Role): MiddlewareHandler<AppEnv> {

@@ -1,5 +1,7 @@
+import { createHmac } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AppItem } from "../apps/entity.ts";
@@ -11,6 +13,8 @@ import { deployLockKey, deploymentKey } from "./entity.ts";
 import { queueDeployment } from "./service.ts";
 
 type Json = Record<string, unknown>;
+const WEBHOOK_SECRET = "whsec-e2e";
+const examples = createRequire(import.meta.url)("@octokit/webhooks-examples") as { name: string; examples: Json[] }[];
 type Dep = {
   id: string;
   status: string;
@@ -38,6 +42,7 @@ beforeAll(async () => {
     HOIST_DEPLOY_LEASE_SECONDS: "2",
     HOIST_DEPLOY_TIMEOUT_SECONDS: "4",
     HOIST_DEPLOY_LOG_MAX_LINES: "3000",
+    HOIST_GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
   });
   workers = await startWorkers(t.deps);
   ssh = await startTestSshServer();
@@ -134,10 +139,45 @@ describe("deployments", () => {
     const usage = await get<Json>("/api/usage");
     expect(usage.body).toMatchObject({ deployments: expect.any(Number), deploySeconds: expect.any(Number) });
     expect(usage.body.deployments as number).toBeGreaterThanOrEqual(1);
+    expect(usage.body.requests as number).toBeGreaterThan(3);
     const audit = await get<{ items: { action: string }[] }>(
       `/api/audit-logs?resourceType=deployment&resourceId=${id}`,
     );
     expect(audit.body.items.map((i) => i.action).sort()).toEqual(["deployment.finish", "deployment.trigger"]);
+  });
+
+  it("deploys a signed GitHub push end to end: webhook → queue → worker → SSH → succeeded", async () => {
+    const app = await makeApp("pushed", 'echo "deploying $HOIST_COMMIT_SHA"; echo "db=$DB_PASSWORD"', {
+      DB_PASSWORD: "hunter2-secret",
+    });
+    await t.json("PUT", `/api/apps/${app.id}`, {
+      token,
+      body: { repository: { fullName: "acme/shop", branch: "main", autoDeploy: true, deployOn: "push" } },
+    });
+    const push = structuredClone(
+      (examples.find((e) => e.name === "push")?.examples ?? []).find(
+        (p) => String(p.ref).startsWith("refs/heads/") && !p.deleted,
+      ),
+    ) as Json & { repository: Json; head_commit: Json | null };
+    const sha = "c0ffee0000000000000000000000000000000001";
+    Object.assign(push, { ref: "refs/heads/main", after: sha, deleted: false });
+    push.repository.full_name = "acme/shop";
+    const body = JSON.stringify(push);
+    const res = await t.call("POST", "/api/webhooks/github", {
+      body,
+      headers: {
+        "x-github-event": "push",
+        "x-github-delivery": "e2e-delivery-1",
+        "x-hub-signature-256": `sha256=${createHmac("sha256", WEBHOOK_SECRET).update(body).digest("hex")}`,
+      },
+    });
+    expect(res.status).toBe(202);
+    const [id] = ((await res.json()) as { deployments: string[] }).deployments;
+    const done = await finished(id as string);
+    expect(done).toMatchObject({ status: "succeeded", trigger: "push" });
+    const lines = (await allLines(id as string)).map((l) => l.line);
+    expect(lines).toEqual(expect.arrayContaining([`deploying ${sha}`, "db=••••"]));
+    expect(JSON.stringify(lines)).not.toContain("hunter2-secret");
   });
 
   it("fails with the command's exit code", async () => {

@@ -15,11 +15,13 @@ import { projectRoutes } from "../projects/routes.ts";
 import { serverRoutes } from "../servers/routes.ts";
 import { userRoutes } from "../users/routes.ts";
 import type { AppEnv } from "./env.ts";
-import { jsonBody } from "./middleware/json-body.ts";
+import { limitBody, requireJsonBody } from "./middleware/json-body.ts";
 import { allowedMethods } from "./middleware/method-not-allowed.ts";
 import { rateLimitByIp } from "./middleware/rate-limit.ts";
 import { type RequestRecord, requestLog } from "./middleware/request-log.ts";
 import { onError, problem, validationHook } from "./problem.ts";
+
+const WEBHOOK_BODY_LIMIT = 10 * 1024 * 1024;
 
 export interface AppOptions {
   /** Sees one record per request (method, path, status, duration): the `logs:all` stream. */
@@ -54,7 +56,12 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
       }),
     );
   }
-  app.use("/api/*", ...jsonBody(deps.config.bodyLimitBytes));
+  // GitHub's push payloads can be large (it caps them at 25 MB; API Gateway at 10 MB).
+  const apiBody = limitBody(deps.config.bodyLimitBytes);
+  const webhookBody = limitBody(WEBHOOK_BODY_LIMIT);
+  app.use("/api/*", requireJsonBody, (c, next) =>
+    (c.req.path.startsWith("/api/webhooks/") ? webhookBody : apiBody)(c, next),
+  );
   // Per client IP: tight on sign-in routes, looser elsewhere (per user too, in requireUser).
   // GitHub's webhook deliveries are authenticated by signature instead.
   app.use("/api/auth/*", rateLimitByIp("auth"));

@@ -35,3 +35,22 @@ export async function getUsage(deps: Pick<Deps, "store">, userId: string, month:
     appRunningMinutes: item?.appRunningMinutes ?? 0,
   };
 }
+
+/** One authenticated API request. */
+export async function recordRequest(deps: Pick<Deps, "store">, userId: string, at = Date.now()): Promise<void> {
+  await deps.store.update(usageKey(userId, monthOf(at)), { set: { entity: "usage" }, add: { requests: 1 } });
+}
+
+/** Minutes an app ran (metered when it stops). */
+export async function recordRunningMinutes(
+  deps: Pick<Deps, "store">,
+  userId: string,
+  startedAt: number,
+  stoppedAt: number,
+) {
+  const minutes = Math.max(1, Math.ceil((stoppedAt - startedAt) / 60_000));
+  await deps.store.update(usageKey(userId, monthOf(stoppedAt)), {
+    set: { entity: "usage" },
+    add: { appRunningMinutes: minutes },
+  });
+}
