@@ -33,7 +33,14 @@ describe("embedded runtime", () => {
 
     // connect → $connect event → connection stored; ping → $default → handler posts through the
     // AWS SDK client to POST /@connections/{id} → the socket receives the pong.
-    const socket = new WebSocket(runtime.wsUrl);
+    const register = await fetch(`${runtime.url}/api/auth/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "owner", email: "owner@example.com", password: "correct horse battery staple" }),
+    });
+    expect(register.status).toBe(201);
+    const { token } = (await register.json()) as { token: string };
+    const socket = new WebSocket(`${runtime.wsUrl}?token=${token}`);
     const pong = new Promise<unknown>((resolve, reject) => {
       socket.once("message", (data) => resolve(JSON.parse(data.toString())));
       socket.once("error", reject);

@@ -3,6 +3,7 @@ import type { Actor } from "../actor.ts";
 import { recordAudit } from "../audit/service.ts";
 import { ConditionFailedError, ConflictError, NotFoundError } from "../errors.ts";
 import type { Deps, Job, ScheduledEvent } from "../ports.ts";
+import { publish } from "../realtime/publish.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
 import { SshError } from "../servers/ssh.ts";
 import { cond } from "../store/store.ts";
@@ -22,6 +23,18 @@ export interface LifecycleAnswer {
   startedAt: number | null;
   stopsAt: number | null;
   message: string;
+}
+
+/** Status changes go to `app:<id>` subscribers (best effort: a failed post never fails the transition). */
+async function announce(
+  deps: Deps,
+  app: AppItem,
+  status: AppStatus,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
+  await publish(deps, `app:${app.id}`, [
+    { type: "status", resource: "app", id: app.id, status, startedAt: app.startedAt, stopsAt: app.stopsAt, ...extra },
+  ]).catch((err: unknown) => deps.logger.warn("app status publish failed", { appId: app.id, error: err }));
 }
 
 const answer = (app: AppItem, message: string): LifecycleAnswer => ({
@@ -63,6 +76,7 @@ export async function startApp(
     throw await transitionError(deps, actor.userId, appId, err, "start");
   }
   await deps.queue.send({ type: "app-start", ownerId: actor.userId, appId, runId });
+  await announce(deps, app, "starting");
   await audit(deps, actor, "app.start", appId, { timeout: timeoutMinutes ?? app.autoStopTimeout });
   return answer(app, "Starting");
 }
@@ -72,6 +86,7 @@ export async function stopApp(deps: Deps, actor: Actor, appId: string): Promise<
   const app = await beginStop(deps, actor.userId, appId, ["running", "error"]);
   await deps.scheduler.cancel(autoStopScheduleName(appId));
   await deps.queue.send({ type: "app-stop", ownerId: actor.userId, appId, runId: app.runId ?? "none" });
+  await announce(deps, app, "stopping");
   await audit(deps, actor, "app.stop", appId, {});
   return answer(app, "Stopping");
 }
@@ -170,6 +185,7 @@ async function fail(deps: Deps, app: AppItem, message: string, exitCode: number 
     .catch((err: unknown) => {
       if (!(err instanceof ConditionFailedError)) throw err;
     });
+  await announce(deps, app, "error", { message });
   await recordAudit(deps, {
     userId: app.ownerId,
     action: "app.command_failed",
@@ -227,7 +243,9 @@ async function markRunning(deps: Deps, app: AppItem) {
     if (err instanceof ConditionFailedError) return; // superseded meanwhile
     throw err;
   }
-  await scheduleAutoStop(deps, { ...app, status: "running", startedAt: now, stopsAt });
+  const running: AppItem = { ...app, status: "running", startedAt: now, stopsAt };
+  await scheduleAutoStop(deps, running);
+  await announce(deps, running, "running");
 }
 
 async function markStopped(deps: Deps, app: AppItem) {
@@ -242,6 +260,7 @@ async function markStopped(deps: Deps, app: AppItem) {
     throw err;
   }
   if (app.startedAt) await recordRunningMinutes(deps, app.ownerId, app.startedAt, now);
+  await announce(deps, { ...app, startedAt: null, stopsAt: null }, "stopped");
 }
 
 export const runAppJob = (job: Extract<Job, { type: "app-start" | "app-stop" }>, deps: Deps) => runCommand(deps, job);
@@ -262,6 +281,7 @@ export async function autoStop(event: Extract<ScheduledEvent, { type: "auto-stop
     if (err instanceof ConflictError) return;
     throw err;
   }
+  await announce(deps, stopping, "stopping", { reason: "auto-stop" });
   await recordAudit(deps, {
     userId: app.ownerId,
     action: "AUTO_STOP",

@@ -1,5 +1,5 @@
 import type { Deps } from "../ports.ts";
-import { logMessages, publish } from "../realtime/publish.ts";
+import { publishLines } from "../realtime/publish.ts";
 import { cond } from "../store/store.ts";
 import { deploymentKey, type LogItem, type LogLine, type LogStream, logKey } from "./entity.ts";
 
@@ -78,7 +78,7 @@ export class LogWriter {
             condition: cond.exists(),
           })
           .catch(() => undefined);
-        await publish(this.deps, `deployment:${this.deploymentId}`, logMessages(this.deploymentId, lines));
+        await publishLines(this.deps, this.deploymentId, lines);
       })
       .catch((err: unknown) =>
         this.deps.logger.error("deployment log write failed", { deploymentId: this.deploymentId, error: err }),

@@ -12,6 +12,7 @@ import { webhookRoutes } from "../github/webhook-routes.ts";
 import { healthRoutes } from "../health/routes.ts";
 import type { Deps } from "../ports.ts";
 import { projectRoutes } from "../projects/routes.ts";
+import { publish } from "../realtime/publish.ts";
 import { serverRoutes } from "../servers/routes.ts";
 import { userRoutes } from "../users/routes.ts";
 import type { AppEnv } from "./env.ts";
@@ -40,7 +41,13 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
       c.set("logger", deps.logger);
       await next();
     },
-    requestLog(opts.onRequest),
+    requestLog((record) => {
+      opts.onRequest?.(record);
+      // The admins' live request log (`logs:all`); best effort, after the response.
+      if (record.path.startsWith("/api/")) {
+        void publish(deps, "logs:all", [{ type: "request", ...record }]).catch(() => undefined);
+      }
+    }),
     secureHeaders(),
   );
   if (deps.config.corsOrigins.length > 0) {

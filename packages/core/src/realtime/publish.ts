@@ -1,5 +1,6 @@
 import type { Deps } from "../ports.ts";
 import type { Key } from "../store/store.ts";
+import { cond } from "../store/store.ts";
 import { connectionKey } from "./entity.ts";
 
 /** A connection's subscription to a channel: on the connection's partition, indexed by channel (gsi1). */
@@ -15,6 +16,10 @@ export type SubscriptionItem = Key & {
   channel: string;
   userId: string;
   expiresAt: number;
+  /** Deployment channels: the last log seq sent to this connection, while replaying. */
+  sentUpTo?: number;
+  /** Replay done: the publisher sends every new line without claiming. */
+  live?: boolean;
   gsi1pk: string;
   gsi1sk: string;
 };
@@ -23,9 +28,9 @@ export type SubscriptionItem = Key & {
 export const MAX_MESSAGE_BYTES = 120 * 1024;
 const CONCURRENCY = 16;
 
-/** Every live subscriber of a channel (a Query on the channel index, never a Scan). */
-export async function subscribers(deps: Pick<Deps, "store">, channel: string): Promise<string[]> {
-  const ids: string[] = [];
+/** Every subscriber of a channel (a Query on the channel index, never a Scan). */
+export async function subscribers(deps: Pick<Deps, "store">, channel: string): Promise<SubscriptionItem[]> {
+  const subs: SubscriptionItem[] = [];
   let cursor: string | null = null;
   do {
     const page: { items: SubscriptionItem[]; nextCursor: string | null } = await deps.store.query<SubscriptionItem>({
@@ -34,10 +39,10 @@ export async function subscribers(deps: Pick<Deps, "store">, channel: string): P
       limit: 1000,
       cursor,
     });
-    ids.push(...page.items.map((s) => s.connectionId));
+    subs.push(...page.items);
     cursor = page.nextCursor;
   } while (cursor);
-  return ids;
+  return subs;
 }
 
 /** Forgets a connection and its subscriptions (it answered 410 Gone, or disconnected). */
@@ -60,31 +65,71 @@ export async function dropConnection(deps: Pick<Deps, "store">, connectionId: st
  * Posts `messages` (in order) to every subscriber of `channel`, connections in
  * parallel with bounded concurrency, so one slow or dead connection never
  * delays the others; connections that answer 410 Gone are forgotten.
+ * `forSubscriber` may tailor (or withhold, with []) the messages per subscriber.
  */
 export async function publish(
   deps: Pick<Deps, "store" | "broadcaster" | "logger">,
   channel: string,
   messages: unknown[],
+  forSubscriber?: (sub: SubscriptionItem) => Promise<unknown[]>,
 ): Promise<void> {
   if (messages.length === 0) return;
   const targets = await subscribers(deps, channel);
   let next = 0;
   const worker = async () => {
     for (let i = next++; i < targets.length; i = next++) {
-      const connectionId = targets[i] as string;
+      const sub = targets[i] as SubscriptionItem;
       try {
-        for (const message of messages) {
-          if ((await deps.broadcaster.post(connectionId, message)) === "gone") {
-            await dropConnection(deps, connectionId);
+        for (const message of forSubscriber ? await forSubscriber(sub) : messages) {
+          if ((await deps.broadcaster.post(sub.connectionId, message)) === "gone") {
+            await dropConnection(deps, sub.connectionId);
             break;
           }
         }
       } catch (err) {
-        deps.logger.warn("websocket post failed", { connectionId, channel, error: err });
+        deps.logger.warn("websocket post failed", { connectionId: sub.connectionId, channel, error: err });
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, targets.length) }, worker));
+}
+
+type Line = { seq: number; ts: number; stream: string; line: string };
+
+/**
+ * Publishes a flush of log lines to `deployment:<id>`. A subscriber still
+ * replaying its backlog gets only the lines right after what it was sent
+ * (claimed on its subscription), or none, leaving them to its replay, which
+ * reads them from the table; a live subscriber gets all of them.
+ */
+export async function publishLines(
+  deps: Pick<Deps, "store" | "broadcaster" | "logger">,
+  deploymentId: string,
+  lines: Line[],
+) {
+  const first = lines[0]?.seq ?? 0;
+  const last = lines.at(-1)?.seq ?? 0;
+  await publish(deps, `deployment:${deploymentId}`, logMessages(deploymentId, lines), async (sub) => {
+    const sent = sub.sentUpTo ?? 0;
+    if (sub.live)
+      return logMessages(
+        deploymentId,
+        lines.filter((l) => l.seq > sent),
+      );
+    if (sent < first - 1 || sent >= last) return [];
+    try {
+      await deps.store.update(subscriptionKey(sub.connectionId, sub.channel), {
+        set: { sentUpTo: last },
+        condition: cond.eq("sentUpTo", sent),
+      });
+    } catch {
+      return []; // the replay moved on meanwhile and will read these from the table
+    }
+    return logMessages(
+      deploymentId,
+      lines.filter((l) => l.seq > sent),
+    );
+  });
 }
 
 /** Splits log lines into `log` messages that each stay under the WebSocket message limit. */

@@ -1,6 +1,11 @@
+import { verifyAccessToken } from "../auth/tokens.ts";
+import { HoistError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
-import { connectionItem, connectionKey } from "./entity.ts";
+import { type UserItem, userKeys } from "../users/entity.ts";
+import { type ConnectionItem, connectionItem, connectionKey } from "./entity.ts";
 import { ClientMessageSchema, type ServerMessage } from "./messages.ts";
+import { dropConnection, subscriptionKey } from "./publish.ts";
+import { mayRead, parseChannel, subscribe } from "./subscribe.ts";
 
 /** The subset of API Gateway's WebSocket Lambda event the handler reads; the embedded gateway builds the same. */
 export interface WsEvent {
@@ -18,48 +23,83 @@ export interface WsResult {
 
 const MAX_MESSAGE_BYTES = 32 * 1024;
 
-/** `$connect`, `$disconnect` and `$default` (routed by `action`) for both runtimes. */
+/**
+ * `$connect` (the access token from `?token=` is verified before the socket
+ * opens), `$disconnect`, and `$default` routed by `action`, for both runtimes.
+ */
 export function createWsHandler(deps: Deps) {
   const reply = (connectionId: string, message: ServerMessage) => deps.broadcaster.post(connectionId, message);
 
+  async function connect(event: WsEvent): Promise<WsResult> {
+    const token = event.queryStringParameters?.token;
+    if (!token) return { statusCode: 401, body: "Missing ?token=" };
+    try {
+      const claims = await verifyAccessToken(deps, token);
+      const user = await deps.store.get<UserItem>(userKeys.user(claims.sub));
+      if (!user || user.disabled) return { statusCode: 401, body: "Unauthorized" };
+      await deps.store.put(connectionItem(event.requestContext.connectionId, user.id));
+      return { statusCode: 200 };
+    } catch (err) {
+      if (err instanceof HoistError && err.status === 401) return { statusCode: 401, body: "Unauthorized" };
+      throw err;
+    }
+  }
+
+  async function message(event: WsEvent): Promise<WsResult> {
+    const { connectionId } = event.requestContext;
+    const raw = event.isBase64Encoded ? Buffer.from(event.body ?? "", "base64").toString("utf8") : (event.body ?? "");
+    const error = async (text: string) => {
+      await reply(connectionId, { type: "error", message: text });
+      return { statusCode: 200 };
+    };
+    if (Buffer.byteLength(raw) > MAX_MESSAGE_BYTES) return error(`Message larger than ${MAX_MESSAGE_BYTES} bytes`);
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      return error("Messages are JSON objects with an action");
+    }
+    const parsed = ClientMessageSchema.safeParse(json);
+    if (!parsed.success) return error("Unknown or invalid message; actions are subscribe, unsubscribe, ping");
+    const msg = parsed.data;
+    if (msg.action === "ping") {
+      await reply(connectionId, { type: "pong", ts: Date.now() });
+      return { statusCode: 200 };
+    }
+
+    const connection = await deps.store.get<ConnectionItem>(connectionKey(connectionId));
+    if (!connection?.userId) return error("Not connected");
+    if (msg.action === "unsubscribe") {
+      await deps.store.delete(subscriptionKey(connectionId, msg.channel));
+      await reply(connectionId, { type: "unsubscribed", channel: msg.channel });
+      return { statusCode: 200 };
+    }
+    const channel = parseChannel(msg.channel);
+    if (!channel) return error(`Unknown channel ${msg.channel}; use deployment:<id>, app:<id> or logs:all`);
+    // The user is read again: a role change or a disable takes effect on the next subscribe.
+    const user = await deps.store.get<UserItem>(userKeys.user(connection.userId));
+    if (!user || user.disabled || !(await mayRead(deps, user, channel))) {
+      return error(`You may not subscribe to ${msg.channel}`);
+    }
+    await reply(connectionId, { type: "subscribed", channel: msg.channel });
+    await subscribe(
+      deps,
+      { connectionId, userId: user.id, expiresAt: connection.expiresAt },
+      msg.channel,
+      msg.since ?? 0,
+    );
+    return { statusCode: 200 };
+  }
+
   return async function handle(event: WsEvent): Promise<WsResult> {
-    const { routeKey, connectionId } = event.requestContext;
-    switch (routeKey) {
+    switch (event.requestContext.routeKey) {
       case "$connect":
-        await deps.store.put(connectionItem(connectionId, null));
-        return { statusCode: 200 };
+        return connect(event);
       case "$disconnect":
-        await deps.store.delete(connectionKey(connectionId));
+        await dropConnection(deps, event.requestContext.connectionId);
         return { statusCode: 200 };
-      default: {
-        const raw = event.isBase64Encoded
-          ? Buffer.from(event.body ?? "", "base64").toString("utf8")
-          : (event.body ?? "");
-        if (Buffer.byteLength(raw) > MAX_MESSAGE_BYTES) {
-          await reply(connectionId, { type: "error", message: `Message larger than ${MAX_MESSAGE_BYTES} bytes` });
-          return { statusCode: 200 };
-        }
-        let json: unknown;
-        try {
-          json = JSON.parse(raw);
-        } catch {
-          await reply(connectionId, { type: "error", message: "Messages are JSON objects with an action" });
-          return { statusCode: 200 };
-        }
-        const parsed = ClientMessageSchema.safeParse(json);
-        if (!parsed.success) {
-          const actions = "subscribe, unsubscribe, ping";
-          await reply(connectionId, { type: "error", message: `Unknown or invalid message; actions are ${actions}` });
-          return { statusCode: 200 };
-        }
-        const message = parsed.data;
-        if (message.action === "ping") {
-          await reply(connectionId, { type: "pong", ts: Date.now() });
-        } else {
-          await reply(connectionId, { type: "error", message: `Channel ${message.channel} is not available` });
-        }
-        return { statusCode: 200 };
-      }
+      default:
+        return message(event);
     }
   };
 }
