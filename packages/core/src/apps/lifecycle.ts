@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Actor } from "../actor.ts";
-import { recordAudit } from "../audit/service.ts";
+import { auditAction, recordAudit } from "../audit/service.ts";
 import { ConditionFailedError, ConflictError, NotFoundError } from "../errors.ts";
 import type { Deps, Job, ScheduledEvent } from "../ports.ts";
 import { publish } from "../realtime/publish.ts";
@@ -77,7 +77,7 @@ export async function startApp(
   }
   await deps.queue.send({ type: "app-start", ownerId: actor.userId, appId, runId });
   await announce(deps, app, "starting");
-  await audit(deps, actor, "app.start", appId, { timeout: timeoutMinutes ?? app.autoStopTimeout });
+  await auditAction(deps, actor, "app", "app.start", appId, { timeout: timeoutMinutes ?? app.autoStopTimeout });
   return answer(app, "Starting");
 }
 
@@ -87,7 +87,7 @@ export async function stopApp(deps: Deps, actor: Actor, appId: string): Promise<
   await deps.scheduler.cancel(autoStopScheduleName(appId));
   await deps.queue.send({ type: "app-stop", ownerId: actor.userId, appId, runId: app.runId ?? "none" });
   await announce(deps, app, "stopping");
-  await audit(deps, actor, "app.stop", appId, {});
+  await auditAction(deps, actor, "app", "app.stop", appId, {});
   return answer(app, "Stopping");
 }
 
@@ -106,7 +106,7 @@ export async function extendApp(deps: Deps, actor: Actor, appId: string, minutes
     throw await transitionError(deps, actor.userId, appId, err, "extend");
   }
   await scheduleAutoStop(deps, app);
-  await audit(deps, actor, "app.extend", appId, { minutes, stopsAt });
+  await auditAction(deps, actor, "app", "app.extend", appId, { minutes, stopsAt });
   return answer(app, `Auto-stop moved to ${new Date(stopsAt).toISOString()}`);
 }
 
@@ -290,15 +290,4 @@ export async function autoStop(event: Extract<ScheduledEvent, { type: "auto-stop
     details: { reason: "timeout", timeout: app.autoStopTimeout, startedAt: app.startedAt },
   });
   await runCommand(deps, { type: "app-stop", ownerId: app.ownerId, appId: app.id, runId: stopping.runId ?? "none" });
-}
-
-function audit(deps: Deps, actor: Actor, action: string, id: string, details: Record<string, unknown>) {
-  return recordAudit(deps, {
-    userId: actor.userId,
-    action,
-    resourceType: "app",
-    resourceId: id,
-    details,
-    ipAddress: actor.ip,
-  });
 }

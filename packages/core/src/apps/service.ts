@@ -1,5 +1,5 @@
 import type { Actor } from "../actor.ts";
-import { recordAudit } from "../audit/service.ts";
+import { auditAction } from "../audit/service.ts";
 import { ConditionFailedError, ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { owned } from "../owned.ts";
@@ -98,7 +98,11 @@ export async function createApp(deps: Deps, actor: Actor, input: AppInput) {
   } catch (err) {
     referenceError(err, 1);
   }
-  await audit(deps, actor, "app.create", id, { name: item.name, projectId: item.projectId, serverId: item.serverId });
+  await auditAction(deps, actor, "app", "app.create", id, {
+    name: item.name,
+    projectId: item.projectId,
+    serverId: item.serverId,
+  });
   return toApp(item);
 }
 
@@ -170,7 +174,7 @@ export async function updateApp(deps: Deps, actor: Actor, id: string, patch: Par
   } catch (err) {
     referenceError(err, 1);
   }
-  await audit(deps, actor, "app.update", id, { changed: Object.keys(patch) });
+  await auditAction(deps, actor, "app", "app.update", id, { changed: Object.keys(patch) });
   return toApp(await getAppItem(deps, actor.userId, id));
 }
 
@@ -187,16 +191,5 @@ export async function deleteApp(deps: Deps, actor: Actor, id: string) {
     throw err;
   }
   await deps.scheduler.cancel(autoStopScheduleName(id));
-  await audit(deps, actor, "app.delete", id, { name: before.name });
-}
-
-function audit(deps: Deps, actor: Actor, action: string, id: string, details: Record<string, unknown>) {
-  return recordAudit(deps, {
-    userId: actor.userId,
-    action,
-    resourceType: "app",
-    resourceId: id,
-    details,
-    ipAddress: actor.ip,
-  });
+  await auditAction(deps, actor, "app", "app.delete", id, { name: before.name });
 }

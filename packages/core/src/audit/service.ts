@@ -37,6 +37,18 @@ export async function recordAudit(deps: Pick<Deps, "store">, entry: AuditEntry, 
   await deps.store.put(item);
 }
 
+/** The audit entry of a mutation an actor made on one of their resources. */
+export function auditAction(
+  deps: Pick<Deps, "store">,
+  actor: { userId: string; ip: string | null },
+  resourceType: string,
+  action: string,
+  resourceId: string,
+  details: Record<string, unknown>,
+): Promise<void> {
+  return recordAudit(deps, { userId: actor.userId, action, resourceType, resourceId, details, ipAddress: actor.ip });
+}
+
 export interface AuditQuery {
   viewer: { id: string; role: "admin" | "member" };
   resourceType?: string;

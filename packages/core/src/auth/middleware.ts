@@ -3,9 +3,8 @@ import { ForbiddenError, UnauthorizedError } from "../errors.ts";
 import type { AppEnv } from "../http/env.ts";
 import { consumeRateLimit } from "../http/middleware/rate-limit.ts";
 import { recordRequest } from "../usage/service.ts";
-import type { Role, UserItem } from "../users/entity.ts";
-import { userKeys } from "../users/entity.ts";
-import { verifyAccessToken } from "./tokens.ts";
+import type { Role } from "../users/entity.ts";
+import { authenticate } from "./tokens.ts";
 
 /**
  * Authenticates the bearer token and loads the user on every request, so a
@@ -17,18 +16,15 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
   const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim());
   if (!match?.[1]) throw new UnauthorizedError(header ? "Malformed Authorization header" : "Authentication required");
   const deps = c.var.deps;
-  const claims = await verifyAccessToken(deps, match[1]);
-  const user = await deps.store.get<UserItem>(userKeys.user(claims.sub));
-  if (!user) throw new UnauthorizedError("Invalid access token");
-  if (user.disabled) throw new UnauthorizedError("Account disabled");
+  const { claims, user } = await authenticate(deps, match[1]);
   c.set("claims", claims);
   c.set("user", user);
-  await consumeRateLimit(c, "api-user", user.id, deps.config.rateLimit.api);
-  // Metered alongside the request, not before it.
+  // The rate window and the usage meter are two counters, counted at once.
   const metered = recordRequest(deps, user.id).catch((err: unknown) =>
     deps.logger.warn("usage metering failed", { error: err }),
   );
   try {
+    await consumeRateLimit(c, "api-user", user.id, deps.config.rateLimit.api);
     await next();
   } finally {
     await metered;

@@ -3,6 +3,7 @@ import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { UnauthorizedError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
 import { cond } from "../store/store.ts";
+import { type UserItem, userKeys } from "../users/entity.ts";
 import { authKeys, type FamilyItem, type RefreshItem } from "./entity.ts";
 import { ALG } from "./keys.ts";
 
@@ -40,7 +41,11 @@ export async function signAccessToken(deps: TokenDeps, userId: string, now = Dat
 }
 
 /** Verifies signature (by `kid`, EdDSA only), issuer, audience, expiry and the logout blocklist. */
-export async function verifyAccessToken(deps: TokenDeps, token: string): Promise<AccessClaims> {
+export async function verifyAccessToken(
+  deps: TokenDeps,
+  token: string,
+  opts: { skipBlocklist?: boolean } = {},
+): Promise<AccessClaims> {
   let payload: { sub?: string; jti?: string; exp?: number };
   try {
     ({ payload } = await jwtVerify(
@@ -64,8 +69,27 @@ export async function verifyAccessToken(deps: TokenDeps, token: string): Promise
     throw new UnauthorizedError(expired ? "Access token expired" : "Invalid access token");
   }
   const claims = payload as AccessClaims;
-  if (await deps.store.get(authKeys.blockedJti(claims.jti))) throw new UnauthorizedError("Access token revoked");
+  if (!opts.skipBlocklist && (await deps.store.get(authKeys.blockedJti(claims.jti)))) {
+    throw new UnauthorizedError("Access token revoked");
+  }
   return claims;
+}
+
+/**
+ * A verified token and its user, both current: the signature is checked
+ * first, then the logout blocklist and the user are read in parallel. A
+ * disabled or deleted user is refused at once.
+ */
+export async function authenticate(deps: TokenDeps, token: string): Promise<{ claims: AccessClaims; user: UserItem }> {
+  const claims = await verifyAccessToken(deps, token, { skipBlocklist: true });
+  const [blocked, user] = await Promise.all([
+    deps.store.get(authKeys.blockedJti(claims.jti)),
+    deps.store.get<UserItem>(userKeys.user(claims.sub)),
+  ]);
+  if (blocked) throw new UnauthorizedError("Access token revoked");
+  if (!user) throw new UnauthorizedError("Invalid access token");
+  if (user.disabled) throw new UnauthorizedError("Account disabled");
+  return { claims, user };
 }
 
 /** Blocks an access token until it would have expired anyway (logout). */

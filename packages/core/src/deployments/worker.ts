@@ -7,7 +7,7 @@ import type { Deps } from "../ports.ts";
 import { publish } from "../realtime/publish.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
 import { SshError } from "../servers/ssh.ts";
-import { cond } from "../store/store.ts";
+import { cond, queryAll } from "../store/store.ts";
 import { recordDeployUsage } from "../usage/service.ts";
 import {
   appDeploymentsPk,
@@ -195,27 +195,21 @@ async function announce(deps: Deps, dep: DeploymentItem): Promise<void> {
 
 /** Queued deployments older than the one now running will never run: they are cancelled as superseded. */
 async function supersedeOlder(deps: Deps, dep: DeploymentItem): Promise<void> {
-  let cursor: string | null = null;
-  do {
-    const page: { items: DeploymentItem[]; nextCursor: string | null } = await deps.store.query<DeploymentItem>({
-      index: "gsi1",
-      pk: appDeploymentsPk(dep.appId),
-      sk: { lt: dep.gsi1sk },
-      filter: cond.eq("status", "queued"),
-      limit: 100,
-      cursor,
-    });
-    for (const old of page.items) {
-      await deps.store
-        .update(deploymentKey(old.id), {
-          set: { status: "cancelled", finishedAt: Date.now(), error: `Superseded by ${dep.id}` },
-          condition: cond.eq("status", "queued"),
-        })
-        .then(() => announce(deps, { ...old, status: "cancelled" }))
-        .catch(ignoreConditionFailure);
-    }
-    cursor = page.nextCursor;
-  } while (cursor);
+  const older = await queryAll<DeploymentItem>(deps.store, {
+    index: "gsi1",
+    pk: appDeploymentsPk(dep.appId),
+    sk: { lt: dep.gsi1sk },
+    filter: cond.eq("status", "queued"),
+  });
+  for (const old of older) {
+    await deps.store
+      .update(deploymentKey(old.id), {
+        set: { status: "cancelled", finishedAt: Date.now(), error: `Superseded by ${dep.id}` },
+        condition: cond.eq("status", "queued"),
+      })
+      .then(() => announce(deps, { ...old, status: "cancelled" }))
+      .catch(ignoreConditionFailure);
+  }
 }
 
 async function newestQueued(deps: Deps, appId: string): Promise<DeploymentItem | undefined> {

@@ -15,6 +15,7 @@ import { projectRoutes } from "../projects/routes.ts";
 import { publish } from "../realtime/publish.ts";
 import { serverRoutes } from "../servers/routes.ts";
 import { userRoutes } from "../users/routes.ts";
+import { webRoutes } from "../web/routes.ts";
 import type { AppEnv } from "./env.ts";
 import { limitBody, requireJsonBody } from "./middleware/json-body.ts";
 import { allowedMethods } from "./middleware/method-not-allowed.ts";
@@ -87,6 +88,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
   app.route("/", appRoutes);
   app.route("/", deploymentRoutes);
   app.route("/", webhookRoutes);
+  app.route("/", webRoutes);
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

@@ -1,13 +1,13 @@
 import type { Actor } from "../actor.ts";
 import { type AppItem, appEnvKey, appKey, isActive, projectAppsPk } from "../apps/entity.ts";
 import { autoStopScheduleName } from "../apps/lifecycle.ts";
-import { recordAudit } from "../audit/service.ts";
+import { auditAction } from "../audit/service.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { owned } from "../owned.ts";
 import type { Deps } from "../ports.ts";
 import { serverKey } from "../servers/entity.ts";
-import { cond, type TransactOp } from "../store/store.ts";
+import { cond, queryAll, type TransactOp } from "../store/store.ts";
 import { type ProjectItem, projectKey, toProject } from "./entity.ts";
 
 export async function getProjectItem(deps: Pick<Deps, "store">, ownerId: string, id: string): Promise<ProjectItem> {
@@ -31,7 +31,7 @@ export async function createProject(deps: Deps, actor: Actor, input: { name: str
     ...owned.list(actor.userId, "PROJECT", now, id),
   };
   await deps.store.put(item, { condition: cond.notExists() });
-  await audit(deps, actor, "project.create", id, { name: item.name });
+  await auditAction(deps, actor, "project", "project.create", id, { name: item.name });
   return toProject(item);
 }
 
@@ -61,25 +61,13 @@ export async function updateProject(
     set: { ...patch, updatedAt: Date.now() },
     condition: cond.exists(),
   });
-  await audit(deps, actor, "project.update", id, { changed: Object.keys(patch) });
+  await auditAction(deps, actor, "project", "project.update", id, { changed: Object.keys(patch) });
   return toProject(item);
 }
 
 /** All apps of a project (a Query on its index, page by page). */
 export async function projectApps(deps: Pick<Deps, "store">, projectId: string): Promise<AppItem[]> {
-  const apps: AppItem[] = [];
-  let cursor: string | null = null;
-  do {
-    const page: { items: AppItem[]; nextCursor: string | null } = await deps.store.query<AppItem>({
-      index: "gsi2",
-      pk: projectAppsPk(projectId),
-      limit: 100,
-      cursor,
-    });
-    apps.push(...page.items);
-    cursor = page.nextCursor;
-  } while (cursor);
-  return apps;
+  return queryAll<AppItem>(deps.store, { index: "gsi2", pk: projectAppsPk(projectId) });
 }
 
 /**
@@ -114,7 +102,7 @@ export async function deleteProject(deps: Deps, actor: Actor, id: string, force:
     await deps.scheduler.cancel(autoStopScheduleName(app.id));
   }
   await deps.store.delete(projectKey(actor.userId, id));
-  await audit(deps, actor, "project.delete", id, {
+  await auditAction(deps, actor, "project", "project.delete", id, {
     name: project.name,
     appsDeleted: apps.map((a) => a.id),
     leftRunning: active.map((a) => a.id),
@@ -124,15 +112,4 @@ export async function deleteProject(deps: Deps, actor: Actor, id: string, force:
     appsDeleted: apps.length,
     leftRunning: active.map((a) => ({ id: a.id, name: a.name })),
   };
-}
-
-function audit(deps: Deps, actor: Actor, action: string, id: string, details: Record<string, unknown>) {
-  return recordAudit(deps, {
-    userId: actor.userId,
-    action,
-    resourceType: "project",
-    resourceId: id,
-    details,
-    ipAddress: actor.ip,
-  });
 }

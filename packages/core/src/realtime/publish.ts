@@ -1,6 +1,6 @@
 import type { Deps } from "../ports.ts";
 import type { Key } from "../store/store.ts";
-import { cond } from "../store/store.ts";
+import { cond, queryAll } from "../store/store.ts";
 import { connectionKey } from "./entity.ts";
 
 /** A connection's subscription to a channel: on the connection's partition, indexed by channel (gsi1). */
@@ -30,34 +30,13 @@ const CONCURRENCY = 16;
 
 /** Every subscriber of a channel (a Query on the channel index, never a Scan). */
 export async function subscribers(deps: Pick<Deps, "store">, channel: string): Promise<SubscriptionItem[]> {
-  const subs: SubscriptionItem[] = [];
-  let cursor: string | null = null;
-  do {
-    const page: { items: SubscriptionItem[]; nextCursor: string | null } = await deps.store.query<SubscriptionItem>({
-      index: "gsi1",
-      pk: channelPk(channel),
-      limit: 1000,
-      cursor,
-    });
-    subs.push(...page.items);
-    cursor = page.nextCursor;
-  } while (cursor);
-  return subs;
+  return queryAll<SubscriptionItem>(deps.store, { index: "gsi1", pk: channelPk(channel) });
 }
 
 /** Forgets a connection and its subscriptions (it answered 410 Gone, or disconnected). */
 export async function dropConnection(deps: Pick<Deps, "store">, connectionId: string): Promise<void> {
-  let cursor: string | null = null;
-  do {
-    const page: { items: SubscriptionItem[]; nextCursor: string | null } = await deps.store.query<SubscriptionItem>({
-      pk: `CONN#${connectionId}`,
-      sk: { beginsWith: "SUB#" },
-      limit: 100,
-      cursor,
-    });
-    await Promise.all(page.items.map((s) => deps.store.delete(subscriptionKey(connectionId, s.channel))));
-    cursor = page.nextCursor;
-  } while (cursor);
+  const subs = await queryAll<SubscriptionItem>(deps.store, { pk: `CONN#${connectionId}`, sk: { beginsWith: "SUB#" } });
+  await Promise.all(subs.map((s) => deps.store.delete(subscriptionKey(connectionId, s.channel))));
   await deps.store.delete(connectionKey(connectionId));
 }
 

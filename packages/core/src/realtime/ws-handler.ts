@@ -1,4 +1,4 @@
-import { verifyAccessToken } from "../auth/tokens.ts";
+import { authenticate } from "../auth/tokens.ts";
 import { HoistError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
 import { type UserItem, userKeys } from "../users/entity.ts";
@@ -34,9 +34,7 @@ export function createWsHandler(deps: Deps) {
     const token = event.queryStringParameters?.token;
     if (!token) return { statusCode: 401, body: "Missing ?token=" };
     try {
-      const claims = await verifyAccessToken(deps, token);
-      const user = await deps.store.get<UserItem>(userKeys.user(claims.sub));
-      if (!user || user.disabled) return { statusCode: 401, body: "Unauthorized" };
+      const { user } = await authenticate(deps, token);
       await deps.store.put(connectionItem(event.requestContext.connectionId, user.id));
       return { statusCode: 200 };
     } catch (err) {

@@ -1,5 +1,5 @@
 import type { Actor } from "../actor.ts";
-import { recordAudit } from "../audit/service.ts";
+import { auditAction } from "../audit/service.ts";
 import { ConditionFailedError, ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { owned } from "../owned.ts";
@@ -70,7 +70,7 @@ export async function createServer(deps: Deps, actor: Actor, input: ServerInput)
     gsi2sk: id,
   };
   await deps.store.put(item, { condition: cond.notExists() });
-  await audit(deps, actor, "server.create", id, { name: input.name, address: input.address });
+  await auditAction(deps, actor, "server", "server.create", id, { name: input.name, address: input.address });
   return toServer(item);
 }
 
@@ -121,7 +121,7 @@ export async function updateServer(
     throw err;
   }
   const changed = Object.keys(set).filter((k) => !["updatedAt", "version", "credentials"].includes(k));
-  await audit(deps, actor, "server.update", id, {
+  await auditAction(deps, actor, "server", "server.update", id, {
     changed,
     credentialsReplaced: set.credentials !== undefined,
     ...(set.hostKeyFingerprint === null && before.hostKeyFingerprint
@@ -143,7 +143,7 @@ export async function deleteServer(deps: Deps, actor: Actor, id: string): Promis
     }
     throw err;
   }
-  await audit(deps, actor, "server.delete", id, { name: before.name });
+  await auditAction(deps, actor, "server", "server.delete", id, { name: before.name });
 }
 
 /** `GET /api/servers/:id/status`: connects now and records the outcome. */
@@ -152,15 +152,4 @@ export async function serverStatus(deps: Deps, actor: Actor, id: string) {
   if (!server.credentials)
     throw new ValidationError("This server has no SSH credentials yet; add a privateKey or password");
   return checkServer(deps, server);
-}
-
-function audit(deps: Deps, actor: Actor, action: string, id: string, details: Record<string, unknown>) {
-  return recordAudit(deps, {
-    userId: actor.userId,
-    action,
-    resourceType: "server",
-    resourceId: id,
-    details,
-    ipAddress: actor.ip,
-  });
 }

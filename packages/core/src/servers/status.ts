@@ -2,7 +2,7 @@ import ssh2 from "ssh2";
 import { recordAudit } from "../audit/service.ts";
 import { ConflictError, ValidationError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
-import { cond } from "../store/store.ts";
+import { cond, queryAll } from "../store/store.ts";
 import { type Credentials, type ServerItem, SWEEP_SHARDS, serverKey, sweepShardPk } from "./entity.ts";
 import { SshError, type SshTarget } from "./ssh.ts";
 
@@ -125,21 +125,12 @@ export async function sweepServers(
 ): Promise<{ checked: number; online: number; offline: number; ms: number }> {
   const started = Date.now();
   const servers: ServerItem[] = [];
-  await Promise.all(
-    Array.from({ length: SWEEP_SHARDS }, async (_, shard) => {
-      let cursor: string | null = null;
-      do {
-        const page: { items: ServerItem[]; nextCursor: string | null } = await deps.store.query<ServerItem>({
-          index: "gsi2",
-          pk: sweepShardPk(shard),
-          limit: 100,
-          cursor,
-        });
-        servers.push(...page.items.filter((s) => s.credentials));
-        cursor = page.nextCursor;
-      } while (cursor);
-    }),
+  const shards = await Promise.all(
+    Array.from({ length: SWEEP_SHARDS }, (_, shard) =>
+      queryAll<ServerItem>(deps.store, { index: "gsi2", pk: sweepShardPk(shard) }),
+    ),
   );
+  servers.push(...shards.flat().filter((s) => s.credentials));
   let online = 0;
   let next = 0;
   const worker = async () => {

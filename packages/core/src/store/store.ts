@@ -74,6 +74,21 @@ export interface Store {
   ping(): Promise<void>;
 }
 
+/** Every item a query matches, page after page (for bounded sets: a project's apps, a channel's subscribers). */
+export async function queryAll<T extends Item>(
+  store: Pick<Store, "query">,
+  spec: Omit<QuerySpec, "cursor">,
+): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: Page<T> = await store.query<T>({ limit: 1000, ...spec, cursor });
+    items.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return items;
+}
+
 let seq = 0;
 const placeholder = () => {
   seq = (seq + 1) % 1_000_000;
