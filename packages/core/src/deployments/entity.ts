@@ -35,23 +35,19 @@ export type DeploymentItem = Key & {
   gsi2sk: string;
 };
 
-export interface Deployment {
-  id: string;
-  appId: string;
-  status: DeploymentStatus;
-  trigger: Trigger;
-  ref: string | null;
-  commitSha: string | null;
-  commitMessage: string | null;
-  author: string | null;
-  queuedAt: number;
-  startedAt: number | null;
-  finishedAt: number | null;
-  durationMs: number | null;
-  exitCode: number | null;
-  error: string | null;
-  redeployOf: string | null;
-}
+/** The public shape (API.md § Deployments). */
+export type Deployment = Omit<
+  DeploymentItem,
+  | "pk"
+  | "sk"
+  | "entity"
+  | "ownerId"
+  | "logLines"
+  | "logTruncated"
+  | "leaseUntil"
+  | "cancelRequested"
+  | `gsi${1 | 2}${"pk" | "sk"}`
+>;
 
 export type LogStream = "stdout" | "stderr" | "system";
 export type LogLine = {

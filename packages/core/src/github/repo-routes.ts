@@ -80,10 +80,7 @@ export const repoRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook 
       },
     }),
     async (c) =>
-      c.json(
-        await connectRepo(c.var.deps, c.var.user, actorOf(c), c.req.valid("json"), origin(c.req.url)),
-        200,
-      ),
+      c.json(await connectRepo(c.var.deps, c.var.user, actorOf(c), c.req.valid("json"), origin(c.req.url)), 200),
   )
   .openapi(
     createRoute({

@@ -168,7 +168,8 @@ export async function connectRepo(deps: Deps, user: UserItem, actor: Actor, inpu
       }
       const hooks = await gh.request("GET", `${path}/hooks?per_page=100`, z.array(Hook));
       const found = hooks.data.find((h) => h.config.url === url);
-      if (!found) throw new HoistError(409, "conflict", `GitHub says a webhook exists on ${input.fullName}, but none for ${url}`);
+      if (!found)
+        throw new HoistError(409, "conflict", `GitHub says a webhook exists on ${input.fullName}, but none for ${url}`);
       hookId = found.id;
       outcome = "adopted";
     }

@@ -97,7 +97,8 @@ export async function transitionIncident(
       },
     },
   ];
-  if (to === "resolved") ops.push({ delete: guard, condition: cond.or(cond.attrNotExists("pk"), cond.eq("incidentId", id)) });
+  if (to === "resolved")
+    ops.push({ delete: guard, condition: cond.or(cond.attrNotExists("pk"), cond.eq("incidentId", id)) });
   if (to === "open") {
     const item: GuardItem = { ...guard, entity: "guard", incidentId: id, ownerId };
     ops.push({ put: item, condition: cond.or(cond.attrNotExists("pk"), cond.eq("incidentId", id)) });
@@ -182,7 +183,10 @@ const notContains = (attr: string, value: string): Condition => ({
  * links the run to the one already open for the same owner + repo + workflow +
  * branch. Idempotent: a redelivered run is linked once.
  */
-export async function recordFailure(deps: IncidentDeps, run: FailedRun): Promise<{ incident: Incident; opened: boolean }> {
+export async function recordFailure(
+  deps: IncidentDeps,
+  run: FailedRun,
+): Promise<{ incident: Incident; opened: boolean }> {
   const guardKey = openGuardKey(run.ownerId, run.repo, run.workflowId, run.branch);
   for (let attempt = 0; attempt < 5; attempt++) {
     const now = Date.now();
@@ -251,7 +255,12 @@ export async function recordFailure(deps: IncidentDeps, run: FailedRun): Promise
         { put: item, condition: cond.attrNotExists("pk") },
         { put: guardItem, condition: cond.attrNotExists("pk") },
         {
-          put: newComment(id, null, `Opened: workflow run #${run.runNumber} (${run.runId}) ended in ${run.conclusion}`, now),
+          put: newComment(
+            id,
+            null,
+            `Opened: workflow run #${run.runNumber} (${run.runId}) ended in ${run.conclusion}`,
+            now,
+          ),
         },
       ]);
     } catch (err) {
