@@ -1,15 +1,19 @@
 import type { Deps } from "../ports.ts";
 import type { ServerItem } from "../servers/entity.ts";
-import { buildScript, quote } from "../servers/shell.ts";
+import { buildScript } from "../servers/shell.ts";
 import type { ExecResult } from "../servers/ssh.ts";
 import { pinHostKey, targetFor } from "../servers/status.ts";
 import type { AppItem } from "./entity.ts";
 import { readEnv } from "./env.ts";
 
-/** `.env` content: one `NAME='value'` line per variable (shell- and Compose-readable). */
+/**
+ * `.env` content, one variable per line, read the same by `sh` (`. ./.env`)
+ * and by Docker Compose: single quotes keep a value literal in both; a value
+ * that itself has a single quote is double-quoted with `\ " $ \`` escaped.
+ */
 export function dotenv(env: Record<string, string>): string {
   return Object.entries(env)
-    .map(([k, v]) => `${k}=${quote(v)}\n`)
+    .map(([k, v]) => `${k}=${v.includes("'") ? `"${v.replace(/[\\"$`]/g, "\\$&")}"` : `'${v}'`}\n`)
     .join("");
 }
 
