@@ -195,7 +195,9 @@ export async function startBench(env: Record<string, string> = {}): Promise<Benc
           serverId: opts.serverId ?? serverId,
           cdPath: dir,
           commands: { deploy },
-          ...(opts.repo ? { repository: { fullName: opts.repo, branch: "main", autoDeploy: true, deployOn: "push" } } : {}),
+          ...(opts.repo
+            ? { repository: { fullName: opts.repo, branch: "main", autoDeploy: true, deployOn: "push" } }
+            : {}),
         });
         return { id: app.id, dir };
       },
@@ -602,8 +604,14 @@ export const deploys: Suite = {
             ["startedAt → first line received ms", ms(l.firstLineMs)],
             ["first line received → finishedAt ms", ms(l.storeMs)],
             ["startedAt → finishedAt ms", ms(l.deployMs)],
-            ["batchPut calls (flushes)", `${l.flushes} (~${(l.stored / Math.max(1, l.flushes)).toFixed(0)} lines each)`],
-            ["batchPut ms p50 / p95 / max", `${ms(l.batchPutMs.p50)} / ${ms(l.batchPutMs.p95)} / ${ms(l.batchPutMs.max)}`],
+            [
+              "batchPut calls (flushes)",
+              `${l.flushes} (~${(l.stored / Math.max(1, l.flushes)).toFixed(0)} lines each)`,
+            ],
+            [
+              "batchPut ms p50 / p95 / max",
+              `${ms(l.batchPutMs.p50)} / ${ms(l.batchPutMs.p95)} / ${ms(l.batchPutMs.max)}`,
+            ],
           ]
         : [],
       align: ["l", "r"],

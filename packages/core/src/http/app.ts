@@ -8,14 +8,17 @@ import { auditRoutes } from "../audit/routes.ts";
 import { githubAuthRoutes } from "../auth/github-routes.ts";
 import { authRoutes } from "../auth/routes.ts";
 import { deploymentRoutes } from "../deployments/routes.ts";
+import { repoRoutes } from "../github/repo-routes.ts";
 import { webhookRoutes } from "../github/webhook-routes.ts";
 import { healthRoutes } from "../health/routes.ts";
+import { incidentRoutes } from "../incidents/routes.ts";
 import type { Deps } from "../ports.ts";
 import { projectRoutes } from "../projects/routes.ts";
 import { publish } from "../realtime/publish.ts";
 import { serverRoutes } from "../servers/routes.ts";
 import { userRoutes } from "../users/routes.ts";
 import { webRoutes } from "../web/routes.ts";
+import { workflowRunRoutes } from "../workflow-runs/routes.ts";
 import type { AppEnv } from "./env.ts";
 import { limitBody, requireJsonBody } from "./middleware/json-body.ts";
 import { allowedMethods } from "./middleware/method-not-allowed.ts";
@@ -88,6 +91,9 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
   app.route("/", appRoutes);
   app.route("/", deploymentRoutes);
   app.route("/", webhookRoutes);
+  app.route("/", repoRoutes);
+  app.route("/", workflowRunRoutes);
+  app.route("/", incidentRoutes);
   app.route("/", webRoutes);
 
   app.doc31("/openapi.json", {
