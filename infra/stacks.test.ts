@@ -348,6 +348,7 @@ describe("functions", () => {
     expect(hoistVars(f.http)).toEqual([
       "HOIST_AUTO_STOP_FUNCTION_ARN",
       "HOIST_KMS_KEY_ID",
+      "HOIST_PUBLIC_WS_URL",
       "HOIST_QUEUE_URL",
       "HOIST_SCHEDULER_ROLE_ARN",
       "HOIST_SCHEDULE_GROUP",

@@ -28,6 +28,8 @@ export function Api({ stack }: StackContext) {
       HOIST_SCHEDULER_ROLE_ARN: scheduling.role.roleArn,
       HOIST_AUTO_STOP_FUNCTION_ARN: autoStopArn,
       HOIST_WS_ENDPOINT: realtime.endpoint,
+      // The live log page connects its browser here (the embedded runtime serves /ws on the same origin).
+      HOIST_PUBLIC_WS_URL: realtime.url,
     },
     bind: [secrets.jwtPrivateKey, secrets.githubClientSecret, secrets.githubWebhookSecret],
   });

@@ -47,6 +47,8 @@ export function Realtime({ stack }: StackContext) {
   return {
     api,
     endpoint,
+    /** `wss://…/<stage>`: where browsers connect. */
+    url: api.url,
     /** `execute-api:ManageConnections` on this API's stage's `@connections/*`, nothing else. */
     allowPost: (grantee: IGrantable) => {
       stage.grantManagementApiAccess(grantee);

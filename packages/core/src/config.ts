@@ -22,6 +22,7 @@ const schema = z.object({
   HOIST_LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
   HOIST_PUBLIC_URL: url.optional(),
   HOIST_FRONTEND_URL: url.optional(),
+  HOIST_PUBLIC_WS_URL: z.url({ protocol: /^wss?$/ }).optional(),
   HOIST_CORS_ORIGINS: z
     .string()
     .default("")
@@ -70,6 +71,8 @@ export interface Config {
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
   publicUrl: string | undefined;
   frontendUrl: string | undefined;
+  /** Where browsers open the WebSocket; unset: `/ws` on the page's own origin. */
+  publicWsUrl: string | undefined;
   corsOrigins: string[];
   bodyLimitBytes: number;
   rateLimit: { auth: number; api: number };
@@ -106,6 +109,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.HOIST_LOG_LEVEL,
     publicUrl: e.HOIST_PUBLIC_URL,
     frontendUrl: e.HOIST_FRONTEND_URL,
+    publicWsUrl: e.HOIST_PUBLIC_WS_URL,
     corsOrigins: e.HOIST_CORS_ORIGINS,
     bodyLimitBytes: e.HOIST_BODY_LIMIT_BYTES,
     rateLimit: { auth: e.HOIST_RATE_LIMIT_AUTH, api: e.HOIST_RATE_LIMIT_API },

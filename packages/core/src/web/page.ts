@@ -277,7 +277,9 @@ export const PAGE_SCRIPT = `
 
   function connect() {
     if (!session) return;
-    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws?token=" + encodeURIComponent(session.token);
+    const configured = document.querySelector('meta[name="hoist-ws-url"]')?.getAttribute("content");
+    const base = configured || (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+    const url = base + "?token=" + encodeURIComponent(session.token);
     const sock = new WebSocket(url);
     const again = retry > 0;
     let opened = false;

@@ -24,12 +24,19 @@ export const PAGE_CSP = [
   "trusted-types 'none'",
 ].join("; ");
 
+/** On AWS the WebSocket API has its own host: the page learns it from a meta tag. */
+function withWsUrl(html: string, wsUrl: string | undefined): string {
+  if (!wsUrl) return html;
+  const escaped = wsUrl.replace(/[&"<>]/g, (ch) => `&#${ch.charCodeAt(0)};`);
+  return html.replace("<head>", `<head>\n<meta name="hoist-ws-url" content="${escaped}">`);
+}
+
 /**
  * `GET /`: the live log page (web/page.ts). The global `secureHeaders()` adds
  * its headers after this handler but sets no Content-Security-Policy, so this one stands.
  */
 export const webRoutes = new Hono<AppEnv>().get("/", (c) =>
-  c.body(PAGE_HTML, 200, {
+  c.body(withWsUrl(PAGE_HTML, c.var.deps.config.publicWsUrl), 200, {
     "Content-Type": "text/html; charset=utf-8",
     "Content-Security-Policy": PAGE_CSP,
     "Cache-Control": "no-cache",
