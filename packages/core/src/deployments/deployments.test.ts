@@ -80,6 +80,26 @@ const deploy = async (appId: string, body?: unknown, headers?: Record<string, st
   return (res.body.deployment as Dep).id;
 };
 
+/** The real push example from @octokit/webhooks-examples, pointed at repo@branch, signed and posted. */
+async function signedPush(repo: string, branch: string, sha: string, delivery: string) {
+  const push = structuredClone(
+    (examples.find((e) => e.name === "push")?.examples ?? []).find(
+      (p) => String(p.ref).startsWith("refs/heads/") && !p.deleted,
+    ),
+  ) as Json & { repository: Json };
+  Object.assign(push, { ref: `refs/heads/${branch}`, after: sha, deleted: false });
+  push.repository.full_name = repo;
+  const body = JSON.stringify(push);
+  return t.call("POST", "/api/webhooks/github", {
+    body,
+    headers: {
+      "x-github-event": "push",
+      "x-github-delivery": delivery,
+      "x-hub-signature-256": `sha256=${createHmac("sha256", WEBHOOK_SECRET).update(body).digest("hex")}`,
+    },
+  });
+}
+
 const finished = (id: string, timeoutMs = 15_000) =>
   eventually(
     async () => {
@@ -154,23 +174,8 @@ describe("deployments", () => {
       token,
       body: { repository: { fullName: "acme/shop", branch: "main", autoDeploy: true, deployOn: "push" } },
     });
-    const push = structuredClone(
-      (examples.find((e) => e.name === "push")?.examples ?? []).find(
-        (p) => String(p.ref).startsWith("refs/heads/") && !p.deleted,
-      ),
-    ) as Json & { repository: Json; head_commit: Json | null };
     const sha = "c0ffee0000000000000000000000000000000001";
-    Object.assign(push, { ref: "refs/heads/main", after: sha, deleted: false });
-    push.repository.full_name = "acme/shop";
-    const body = JSON.stringify(push);
-    const res = await t.call("POST", "/api/webhooks/github", {
-      body,
-      headers: {
-        "x-github-event": "push",
-        "x-github-delivery": "e2e-delivery-1",
-        "x-hub-signature-256": `sha256=${createHmac("sha256", WEBHOOK_SECRET).update(body).digest("hex")}`,
-      },
-    });
+    const res = await signedPush("acme/shop", "main", sha, "e2e-delivery-1");
     expect(res.status).toBe(202);
     const [id] = ((await res.json()) as { deployments: string[] }).deployments;
     const done = await finished(id as string);
@@ -178,6 +183,32 @@ describe("deployments", () => {
     const lines = (await allLines(id as string)).map((l) => l.line);
     expect(lines).toEqual(expect.arrayContaining([`deploying ${sha}`, "db=••••"]));
     expect(JSON.stringify(lines)).not.toContain("hunter2-secret");
+  });
+
+  it("records two racing pushes and runs them one at a time, in order", async () => {
+    const app = await makeApp(
+      "racing",
+      'echo "start $HOIST_COMMIT_SHA" >> order.txt; sleep 0.5; echo "end $HOIST_COMMIT_SHA" >> order.txt',
+    );
+    await t.json("PUT", `/api/apps/${app.id}`, {
+      token,
+      body: { repository: { fullName: "acme/racing", branch: "main", autoDeploy: true, deployOn: "push" } },
+    });
+    const [a, b] = ["a".repeat(40), "b".repeat(40)];
+    const responses = await Promise.all([
+      signedPush("acme/racing", "main", a, "race-1"),
+      signedPush("acme/racing", "main", b, "race-2"),
+    ]);
+    const ids = await Promise.all(
+      responses.map(async (r) => ((await r.json()) as { deployments: string[] }).deployments[0] as string),
+    );
+    const done = await Promise.all(ids.map((id) => finished(id)));
+    expect(done.map((d) => d.status)).toEqual(["succeeded", "succeeded"]);
+    // In the order they were queued, never overlapping.
+    const [x, y] = [...done].sort((p, q) => p.queuedAt - q.queuedAt);
+    const sha = (d: Dep | undefined) => d?.commitSha;
+    const order = (await readFile(join(app.dir, "order.txt"), "utf8")).trim().split("\n");
+    expect(order).toEqual([`start ${sha(x)}`, `end ${sha(x)}`, `start ${sha(y)}`, `end ${sha(y)}`]);
   });
 
   it("fails with the command's exit code", async () => {

@@ -27,10 +27,12 @@ type Outcome = {
 };
 
 /**
- * The deploy job (SQS message or local queue job `{deploymentId}`). Idempotent:
- * a finished deployment, or one running under a live lease elsewhere, is left
- * alone. One deployment runs per app (a lock item with a lease); older queued
- * ones are superseded; the finisher wakes the newest queued one.
+ * The deploy job (SQS message or local queue job `{deploymentId}`): a wake-up
+ * for that deployment's app. Idempotent: a finished deployment, or one running
+ * under a live lease elsewhere, is left alone. One deployment runs per app (a
+ * lock item with a lease). When the app is idle the oldest queued deployment
+ * runs, so racing pushes run in order; when one finishes, the queued ones
+ * behind it but the newest are superseded, and the newest runs next.
  */
 export async function runDeploymentJob(job: { deploymentId: string }, deps: Deps): Promise<void> {
   const dep = await deps.store.get<DeploymentItem>(deploymentKey(job.deploymentId));
@@ -45,36 +47,27 @@ export async function runDeploymentJob(job: { deploymentId: string }, deps: Deps
     });
     return;
   }
-
-  const newest = await newestQueued(deps, dep.appId);
-  if (newest && newest.id !== dep.id && newest.queuedAt >= dep.queuedAt) {
-    await deps.store
-      .update(deploymentKey(dep.id), {
-        set: { status: "cancelled", finishedAt: Date.now(), error: `Superseded by ${newest.id}` },
+  const leaseMs = deps.config.deploy.leaseMs;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const next = await nextQueued(deps, dep.appId, "oldest");
+    if (!next) return;
+    if (!(await acquireLock(deps, next, leaseMs))) return; // the running one wakes the next when it finishes
+    let running: DeploymentItem;
+    try {
+      running = await deps.store.update<DeploymentItem>(deploymentKey(next.id), {
+        set: { status: "running", startedAt: Date.now(), leaseUntil: Date.now() + leaseMs },
         condition: cond.eq("status", "queued"),
-      })
-      .then(() => announce(deps, { ...dep, status: "cancelled" }))
-      .catch(ignoreConditionFailure);
+      });
+    } catch (err) {
+      await releaseLock(deps, next);
+      if (err instanceof ConditionFailedError) continue; // cancelled meanwhile: the next one in line
+      throw err;
+    }
+    await announce(deps, running);
+    const outcome = await execute(deps, running, leaseMs);
+    await finish(deps, running, outcome);
     return;
   }
-  const leaseMs = deps.config.deploy.leaseMs;
-  if (!(await acquireLock(deps, dep, leaseMs))) return; // the running one wakes us when it finishes
-
-  let running: DeploymentItem;
-  try {
-    running = await deps.store.update<DeploymentItem>(deploymentKey(dep.id), {
-      set: { status: "running", startedAt: Date.now(), leaseUntil: Date.now() + leaseMs },
-      condition: cond.eq("status", "queued"),
-    });
-  } catch (err) {
-    await releaseLock(deps, dep);
-    if (err instanceof ConditionFailedError) return wakeNext(deps, dep.appId); // cancelled meanwhile
-    throw err;
-  }
-  await announce(deps, running);
-  await supersedeOlder(deps, running);
-  const outcome = await execute(deps, running, leaseMs);
-  await finish(deps, running, outcome);
 }
 
 async function execute(deps: Deps, dep: DeploymentItem, leaseMs: number): Promise<Outcome> {
@@ -165,7 +158,6 @@ async function finish(deps: Deps, dep: DeploymentItem, outcome: Outcome): Promis
     ignoreConditionFailure(err);
     return;
   }
-  await releaseLock(deps, dep);
   await recordDeployUsage(deps, dep.ownerId, finishedAt, durationMs ?? 0);
   await recordAudit(deps, {
     userId: dep.ownerId,
@@ -175,7 +167,10 @@ async function finish(deps: Deps, dep: DeploymentItem, outcome: Outcome): Promis
     details: { appId: dep.appId, status: outcome.status, exitCode: outcome.exitCode, durationMs },
   });
   await announce(deps, done);
-  await wakeNext(deps, dep.appId);
+  await supersedeAllButNewest(deps, dep.appId);
+  await releaseLock(deps, dep);
+  const next = await nextQueued(deps, dep.appId, "newest");
+  if (next) await deps.queue.send({ type: "deploy", deploymentId: next.id });
 }
 
 /** Status changes go to the deployment's and the app's channel. */
@@ -193,18 +188,18 @@ async function announce(deps: Deps, dep: DeploymentItem): Promise<void> {
   ]).catch((err: unknown) => deps.logger.warn("status publish failed", { deploymentId: dep.id, error: err }));
 }
 
-/** Queued deployments older than the one now running will never run: they are cancelled as superseded. */
-async function supersedeOlder(deps: Deps, dep: DeploymentItem): Promise<void> {
-  const older = await queryAll<DeploymentItem>(deps.store, {
+/** Of the deployments that queued up behind a run, only the newest is worth running: the others are cancelled. */
+async function supersedeAllButNewest(deps: Deps, appId: string): Promise<void> {
+  const [newest, ...older] = await queryAll<DeploymentItem>(deps.store, {
     index: "gsi1",
-    pk: appDeploymentsPk(dep.appId),
-    sk: { lt: dep.gsi1sk },
+    pk: appDeploymentsPk(appId),
+    reverse: true,
     filter: cond.eq("status", "queued"),
   });
   for (const old of older) {
     await deps.store
       .update(deploymentKey(old.id), {
-        set: { status: "cancelled", finishedAt: Date.now(), error: `Superseded by ${dep.id}` },
+        set: { status: "cancelled", finishedAt: Date.now(), error: `Superseded by ${newest?.id}` },
         condition: cond.eq("status", "queued"),
       })
       .then(() => announce(deps, { ...old, status: "cancelled" }))
@@ -212,27 +207,23 @@ async function supersedeOlder(deps: Deps, dep: DeploymentItem): Promise<void> {
   }
 }
 
-async function newestQueued(deps: Deps, appId: string): Promise<DeploymentItem | undefined> {
+async function nextQueued(deps: Deps, appId: string, which: "oldest" | "newest"): Promise<DeploymentItem | undefined> {
   const page = await deps.store.query<DeploymentItem>({
     index: "gsi1",
     pk: appDeploymentsPk(appId),
-    reverse: true,
+    reverse: which === "newest",
     limit: 1,
     filter: cond.eq("status", "queued"),
   });
   return page.items[0];
 }
 
-async function wakeNext(deps: Deps, appId: string): Promise<void> {
-  const next = await newestQueued(deps, appId);
-  if (next) await deps.queue.send({ type: "deploy", deploymentId: next.id });
-}
-
 async function acquireLock(deps: Deps, dep: DeploymentItem, leaseMs: number): Promise<boolean> {
   try {
     await deps.store.put(
       { ...deployLockKey(dep.appId), entity: "deploy-lock", holder: dep.id, leaseUntil: Date.now() + leaseMs },
-      { condition: cond.or(cond.notExists(), cond.compare("leaseUntil", "<", Date.now()), cond.eq("holder", dep.id)) },
+      // Not re-entrant: two workers woken for the same deployment must not both get it.
+      { condition: cond.or(cond.notExists(), cond.compare("leaseUntil", "<", Date.now())) },
     );
     return true;
   } catch (err) {

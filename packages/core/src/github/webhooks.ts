@@ -7,6 +7,14 @@ import { ConditionFailedError, HoistError, ValidationError } from "../errors.ts"
 import { newToken } from "../ids.ts";
 import type { Deps } from "../ports.ts";
 import { cond } from "../store/store.ts";
+import {
+  isSuccess,
+  type RunOutcome,
+  type RunPlan,
+  recordWorkflowRun,
+  toRunPlan,
+  WorkflowRunPayload,
+} from "../workflow-runs/service.ts";
 import { CLAIM_STALE_MS, DELIVERY_TTL_SECONDS, type DeliveryItem, deliveryKey } from "./entity.ts";
 
 /**
@@ -88,6 +96,7 @@ const PushPayload = z.object({
 type Plan =
   | { kind: "ping"; repo: string | null; zen: string | null }
   | { kind: "ignore"; repo: string | null; reason: string }
+  | { kind: "workflow_run"; repo: string; run: RunPlan }
   | {
       kind: "push";
       repo: string;
@@ -133,7 +142,7 @@ function planEvent(event: string, payload: Record<string, unknown>): Plan {
   const repository = payload.repository as { full_name?: unknown } | null | undefined;
   const repo = typeof repository?.full_name === "string" ? repository.full_name.slice(0, 200) : null;
   if (event === "ping") return { kind: "ping", repo, zen: typeof payload.zen === "string" ? payload.zen : null };
-  if (event === "workflow_run") return { kind: "ignore", repo, reason: "workflow_run events are not handled yet" };
+  if (event === "workflow_run") return planWorkflowRun(payload);
   if (event !== "push") return { kind: "ignore", repo, reason: `${event} events are not handled` };
 
   const parsed = PushPayload.safeParse(payload);
@@ -166,6 +175,20 @@ function planEvent(event: string, payload: Record<string, unknown>): Plan {
   };
 }
 
+function planWorkflowRun(payload: Record<string, unknown>): Plan {
+  const parsed = WorkflowRunPayload.safeParse(payload);
+  if (!parsed.success) {
+    throw new ValidationError(
+      "Not a workflow_run event payload",
+      parsed.error.issues.map((i) => ({ path: ["body", ...i.path.map(String)].join("."), message: i.message })),
+    );
+  }
+  const run = toRunPlan(parsed.data);
+  const repo = parsed.data.repository.full_name;
+  if (!run) return { kind: "ignore", repo, reason: "The workflow run has no head branch" };
+  return { kind: "workflow_run", repo, run };
+}
+
 /** Handles one delivery end to end; the HTTP status is 200 for a ping and 202 otherwise. */
 export async function handleWebhook(
   deps: Deps,
@@ -194,6 +217,8 @@ export async function handleWebhook(
             deployments,
             reason: `No app auto-deploys ${plan.repo}@${plan.branch} on push`,
           };
+  } else if (plan.kind === "workflow_run") {
+    reply = await handleWorkflowRun(deps, claim.item, plan.run, req.ip, base);
   } else if (plan.kind === "ping") {
     reply = { status: "pong", ...base, deployments: [], ...(plan.zen ? { zen: plan.zen } : {}) };
   } else {
@@ -290,7 +315,17 @@ async function holdClaim(deps: Pick<Deps, "store" | "logger">, claim: DeliveryIt
 }
 
 /** Apps that deploy on a push to `repo`@`branch` (index gsi3, every page). */
-export async function appsDeployingOnPush(deps: Pick<Deps, "store">, repo: string, branch: string): Promise<AppItem[]> {
+export function appsDeployingOnPush(deps: Pick<Deps, "store">, repo: string, branch: string): Promise<AppItem[]> {
+  return appsDeployingOn(deps, repo, branch, "push");
+}
+
+/** Apps with autoDeploy on `repo`@`branch` that deploy on `on` (index gsi3, every page). */
+export async function appsDeployingOn(
+  deps: Pick<Deps, "store">,
+  repo: string,
+  branch: string,
+  on: "push" | "ci-success",
+): Promise<AppItem[]> {
   const apps: AppItem[] = [];
   let cursor: string | null = null;
   do {
@@ -305,7 +340,7 @@ export async function appsDeployingOnPush(deps: Pick<Deps, "store">, repo: strin
       if (
         app.entity === "app" &&
         r?.autoDeploy === true &&
-        r.deployOn === "push" &&
+        r.deployOn === on &&
         r.fullName.toLowerCase() === repo.toLowerCase() &&
         r.branch === branch
       ) {
@@ -317,15 +352,61 @@ export async function appsDeployingOnPush(deps: Pick<Deps, "store">, repo: strin
   return apps;
 }
 
+/**
+ * `workflow_run`: record the run for its owners (incidents open, link or
+ * resolve there), then — for a green run — deploy the apps with
+ * `deployOn: ci-success` at the run's head sha, like a push.
+ */
+async function handleWorkflowRun(
+  deps: Deps,
+  claim: DeliveryItem,
+  run: RunPlan,
+  ip: string | null,
+  base: { event: string; deliveryId: string },
+): Promise<WebhookReply> {
+  const outcome: RunOutcome = await recordWorkflowRun(deps, run);
+  if (outcome.owners.length === 0) {
+    return { status: "ignored", ...base, deployments: [], reason: `No Hoist user connected ${run.repo}` };
+  }
+  let deployments: string[] = [];
+  // An out-of-order event (older than what is stored for every owner) triggers nothing.
+  if (isSuccess(run) && outcome.applied.length > 0) {
+    deployments = await deployPush(
+      deps,
+      claim,
+      {
+        kind: "push",
+        repo: run.repo,
+        branch: run.branch,
+        commitSha: run.headSha,
+        commitMessage: run.commitMessage,
+        author: run.author,
+      },
+      ip,
+      "ci-success",
+    );
+  }
+  if (deployments.length > 0) return { status: "accepted", ...base, deployments };
+  // As for a push, `accepted` means deployments were queued; the run itself was recorded either way.
+  const incidents = outcome.incidents.length + outcome.resolved.length;
+  const reason =
+    `Run ${run.runId} (${run.status}${run.conclusion ? `/${run.conclusion}` : ""}) recorded for ` +
+    `${outcome.applied.length} of ${outcome.owners.length} user(s)` +
+    (incidents > 0 ? `; ${incidents} incident(s) updated` : "") +
+    "; nothing to deploy";
+  return { status: "ignored", ...base, deployments, reason };
+}
+
 async function deployPush(
   deps: Deps,
   claim: DeliveryItem,
   plan: Extract<Plan, { kind: "push" }>,
   ip: string | null,
+  trigger: "push" | "ci-success" = "push",
 ): Promise<string[]> {
   const queued = { ...claim.queued };
   const deployments: string[] = [];
-  for (const app of await appsDeployingOnPush(deps, plan.repo, plan.branch)) {
+  for (const app of await appsDeployingOn(deps, plan.repo, plan.branch, trigger)) {
     const done = queued[app.id];
     if (done) {
       deployments.push(done);
@@ -335,7 +416,7 @@ async function deployPush(
       deps,
       app,
       {
-        trigger: "push",
+        trigger,
         ref: plan.branch,
         commitSha: plan.commitSha,
         commitMessage: plan.commitMessage,
@@ -351,7 +432,7 @@ async function deployPush(
       resourceType: "app",
       resourceId: app.id,
       details: {
-        event: "push",
+        event: trigger === "push" ? "push" : "workflow_run",
         deliveryId: claim.id,
         repo: plan.repo,
         ref: plan.branch,

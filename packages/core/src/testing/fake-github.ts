@@ -36,6 +36,23 @@ export interface FakeResponse {
 
 export type FakeApiHandler = (req: FakeRequest, user: FakeGitHubUser, params: string[]) => FakeResponse;
 
+export interface FakeRepo {
+  id: number;
+  fullName: string;
+  private: boolean;
+  /** GitHub user ids that may read it and manage its webhooks. */
+  admins: number[];
+  updatedAt: number;
+}
+
+export interface FakeHook {
+  id: number;
+  name: string;
+  active: boolean;
+  events: string[];
+  config: Record<string, string>;
+}
+
 interface Grant {
   userId: number;
   redirectUri: string;
@@ -64,6 +81,13 @@ export class FakeGitHub {
   private readonly grants = new Map<string, Grant>();
   private readonly tokens = new Map<string, number>();
   private readonly failures = new Map<string, number>();
+  private readonly rateLimits = new Map<string, number>();
+  /** Repositories by lower-case full name. */
+  readonly repos = new Map<string, FakeRepo>();
+  /** Webhooks by lower-case repository full name. */
+  readonly hooks = new Map<string, FakeHook[]>();
+  /** Re-runs asked for, in order. */
+  readonly reruns: { repo: string; runId: string; failedOnly: boolean; userId: number }[] = [];
   private readonly routes: { method: string; pattern: RegExp; handler: FakeApiHandler }[] = [];
   private nextId = 1000;
   private server: Server | undefined;
@@ -74,6 +98,7 @@ export class FakeGitHub {
   ) {
     this.api("GET", /^\/user$/, (_req, user) => ({ status: 200, body: profile(user) }));
     this.api("GET", /^\/user\/emails$/, (_req, user) => ({ status: 200, body: user.emails }));
+    this.restRoutes();
   }
 
   static async start(clientId?: string, clientSecret?: string): Promise<FakeGitHub> {
@@ -139,6 +164,123 @@ export class FakeGitHub {
     this.failures.set(path, status);
   }
 
+  /**
+   * The next request to `path` (as seen by GitHub) answers 403 with
+   * `x-ratelimit-remaining: 0`, `x-ratelimit-reset` and `retry-after` of
+   * `seconds`, as GitHub's secondary rate limit does.
+   */
+  rateLimitNext(path: string, seconds = 1): void {
+    this.rateLimits.set(path, seconds);
+  }
+
+  addRepo(owner: FakeGitHubUser, name: string, opts: { private?: boolean; admins?: FakeGitHubUser[] } = {}): FakeRepo {
+    const repo: FakeRepo = {
+      id: this.nextId++,
+      fullName: `${owner.login}/${name}`,
+      private: opts.private ?? false,
+      admins: [owner.id, ...(opts.admins ?? []).map((u) => u.id)],
+      updatedAt: Date.now() + this.nextId,
+    };
+    this.repos.set(repo.fullName.toLowerCase(), repo);
+    return repo;
+  }
+
+  hooksOf(fullName: string): FakeHook[] {
+    return this.hooks.get(fullName.toLowerCase()) ?? [];
+  }
+
+  /** `/user/repos` (Link-header pagination, most recently updated first), hooks, and workflow re-runs. */
+  private restRoutes(): void {
+    const repoOf = (params: string[], user: FakeGitHubUser) => {
+      const repo = this.repos.get(`${params[0]}/${params[1]}`.toLowerCase());
+      return repo?.admins.includes(user.id) ? repo : undefined;
+    };
+    const notFound = { status: 404, body: { message: "Not Found" } };
+    this.api("GET", /^\/user\/repos$/, (req, user) => {
+      const perPage = Math.min(100, Number(req.query.per_page ?? 30));
+      const page = Math.max(1, Number(req.query.page ?? 1));
+      const all = [...this.repos.values()]
+        .filter((r) => r.admins.includes(user.id))
+        .sort((a, b) => b.updatedAt - a.updatedAt);
+      const items = all.slice((page - 1) * perPage, page * perPage);
+      const last = Math.max(1, Math.ceil(all.length / perPage));
+      const link = (p: number, rel: string) =>
+        `<${this.apiUrl}/user/repos?per_page=${perPage}&page=${p}&sort=updated>; rel="${rel}"`;
+      const links = [
+        ...(page < last ? [link(page + 1, "next"), link(last, "last")] : []),
+        ...(page > 1 ? [link(1, "first"), link(page - 1, "prev")] : []),
+      ];
+      return {
+        status: 200,
+        headers: links.length > 0 ? { link: links.join(", ") } : ({} as Record<string, string>),
+        body: items.map((r) => ({
+          id: r.id,
+          name: r.fullName.split("/")[1],
+          full_name: r.fullName,
+          private: r.private,
+          html_url: `https://github.example.com/${r.fullName}`,
+          description: null,
+          default_branch: "main",
+          updated_at: new Date(r.updatedAt).toISOString(),
+          owner: { login: r.fullName.split("/")[0] },
+          permissions: { admin: true, push: true, pull: true },
+        })),
+      };
+    });
+    this.api("GET", /^\/repos\/([^/]+)\/([^/]+)\/hooks$/, (_req, user, params) => {
+      const repo = repoOf(params, user);
+      return repo ? { status: 200, body: this.hooksOf(repo.fullName) } : notFound;
+    });
+    this.api("POST", /^\/repos\/([^/]+)\/([^/]+)\/hooks$/, (req, user, params) => {
+      const repo = repoOf(params, user);
+      if (!repo) return notFound;
+      const input = JSON.parse(req.body || "{}") as Omit<FakeHook, "id">;
+      const hooks = this.hooksOf(repo.fullName);
+      if (hooks.some((h) => h.config.url === input.config?.url)) {
+        return {
+          status: 422,
+          body: {
+            message: "Validation Failed",
+            errors: [{ resource: "Hook", code: "custom", message: "Hook already exists on this repository" }],
+          },
+        };
+      }
+      const hook: FakeHook = { id: this.nextId++, ...input };
+      this.hooks.set(repo.fullName.toLowerCase(), [...hooks, hook]);
+      return { status: 201, body: hook };
+    });
+    this.api("GET", /^\/repos\/([^/]+)\/([^/]+)\/hooks\/(\d+)$/, (_req, user, params) => {
+      const repo = repoOf(params, user);
+      const hook = repo && this.hooksOf(repo.fullName).find((h) => String(h.id) === params[2]);
+      return hook ? { status: 200, body: hook } : notFound;
+    });
+    this.api("DELETE", /^\/repos\/([^/]+)\/([^/]+)\/hooks\/(\d+)$/, (_req, user, params) => {
+      const repo = repoOf(params, user);
+      const hooks = repo ? this.hooksOf(repo.fullName) : [];
+      if (!repo || !hooks.some((h) => String(h.id) === params[2])) return notFound;
+      this.hooks.set(
+        repo.fullName.toLowerCase(),
+        hooks.filter((h) => String(h.id) !== params[2]),
+      );
+      return { status: 204 };
+    });
+    this.api(
+      "POST",
+      /^\/repos\/([^/]+)\/([^/]+)\/actions\/runs\/(\d+)\/(rerun|rerun-failed-jobs)$/,
+      (_req, user, params) => {
+        const repo = repoOf(params, user);
+        if (!repo) return notFound;
+        this.reruns.push({
+          repo: repo.fullName,
+          runId: params[2] ?? "",
+          failedOnly: params[3] === "rerun-failed-jobs",
+          userId: user.id,
+        });
+        return { status: 201, body: {} };
+      },
+    );
+  }
+
   /** A token for `user` without the web flow (for tests of later features). */
   issueToken(user: FakeGitHubUser): string {
     const token = `gho_${randomBytes(18).toString("base64url")}`;
@@ -171,6 +313,20 @@ export class FakeGitHub {
     if (this.delayMs > 0) await sleep(this.delayMs);
     if (res.destroyed) return;
 
+    const limited = this.rateLimits.get(url.pathname);
+    if (limited !== undefined) {
+      this.rateLimits.delete(url.pathname);
+      return send(res, {
+        status: 403,
+        headers: {
+          "x-ratelimit-limit": "5000",
+          "x-ratelimit-remaining": "0",
+          "x-ratelimit-reset": String(Math.ceil(Date.now() / 1000) + limited),
+          "retry-after": String(limited),
+        },
+        body: { message: "API rate limit exceeded (fake)", documentation_url: "https://docs.github.com/rest" },
+      });
+    }
     const failure = this.failures.get(url.pathname);
     if (failure !== undefined) {
       this.failures.delete(url.pathname);

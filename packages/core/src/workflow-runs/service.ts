@@ -1,0 +1,240 @@
+import { z } from "zod";
+import type { Actor } from "../actor.ts";
+import { type AppItem, repoBranchPk } from "../apps/entity.ts";
+import { recordAudit } from "../audit/service.ts";
+import { ConditionFailedError, HoistError, NotFoundError } from "../errors.ts";
+import { githubClientFor, repoOwners, repoPath } from "../github/repos.ts";
+import { GitHubApiError } from "../github/rest.ts";
+import { recordFailure, resolveOnSuccess } from "../incidents/service.ts";
+import type { Deps } from "../ports.ts";
+import { cond } from "../store/store.ts";
+import type { UserItem } from "../users/entity.ts";
+import { ownerRepoRunsPk, ownerRunsPk, runIndex, runKey, toWorkflowRun, type WorkflowRunItem } from "./entity.ts";
+import { publishToRepoApps } from "./notify.ts";
+
+const time = z
+  .string()
+  .max(64)
+  .refine((s) => Number.isFinite(Date.parse(s)), "an ISO 8601 time");
+
+/** The part of GitHub's `workflow_run` payload Hoist uses. */
+export const WorkflowRunPayload = z.object({
+  action: z.string().max(64),
+  repository: z.object({ full_name: z.string().min(3).max(200) }),
+  workflow_run: z.object({
+    id: z.number().int().positive(),
+    name: z.string().max(500).nullish(),
+    workflow_id: z.number().int().nonnegative(),
+    head_branch: z.string().max(1024).nullish(),
+    head_sha: z.string().regex(/^[0-9a-f]{40}(?:[0-9a-f]{24})?$/),
+    event: z.string().max(100),
+    status: z.string().max(64).nullish(),
+    conclusion: z.string().max(64).nullish(),
+    html_url: z.string().max(2000).nullish(),
+    run_number: z.number().int().nonnegative(),
+    run_attempt: z.number().int().positive().nullish(),
+    created_at: time,
+    updated_at: time,
+    run_started_at: time.nullish(),
+    head_commit: z
+      .object({
+        message: z.string().nullish(),
+        author: z.object({ name: z.string().nullish() }).nullish(),
+      })
+      .nullish(),
+  }),
+});
+export type WorkflowRunEvent = z.infer<typeof WorkflowRunPayload>;
+
+export interface RunPlan {
+  repo: string;
+  branch: string;
+  runId: string;
+  workflowId: number;
+  workflowName: string;
+  headSha: string;
+  event: string;
+  status: string;
+  conclusion: string | null;
+  htmlUrl: string | null;
+  runNumber: number;
+  runAttempt: number;
+  createdAt: number;
+  updatedAt: number;
+  runStartedAt: number | null;
+  commitMessage: string | null;
+  author: string | null;
+}
+
+export function toRunPlan(p: WorkflowRunEvent): RunPlan | null {
+  const r = p.workflow_run;
+  if (!r.head_branch) return null;
+  return {
+    repo: p.repository.full_name,
+    branch: r.head_branch,
+    runId: String(r.id),
+    workflowId: r.workflow_id,
+    workflowName: r.name?.trim() || `Workflow ${r.workflow_id}`,
+    headSha: r.head_sha,
+    event: r.event,
+    status: r.status ?? (p.action === "completed" ? "completed" : "queued"),
+    conclusion: r.conclusion ?? null,
+    htmlUrl: r.html_url ?? null,
+    runNumber: r.run_number,
+    runAttempt: r.run_attempt ?? 1,
+    createdAt: Date.parse(r.created_at),
+    updatedAt: Date.parse(r.updated_at),
+    runStartedAt: r.run_started_at ? Date.parse(r.run_started_at) : null,
+    commitMessage: r.head_commit?.message?.slice(0, 4000) ?? null,
+    author: r.head_commit?.author?.name?.slice(0, 200) ?? null,
+  };
+}
+
+export const FAILED = ["failure", "timed_out"];
+export const isFailure = (r: RunPlan) => r.status === "completed" && FAILED.includes(r.conclusion ?? "");
+export const isSuccess = (r: RunPlan) => r.status === "completed" && r.conclusion === "success";
+
+/** Who sees a run: everyone who connected the repository, and everyone with an app on its repository + branch. */
+export async function runOwners(deps: Pick<Deps, "store">, repo: string, branch: string): Promise<string[]> {
+  const owners = new Set(await repoOwners(deps, repo));
+  let cursor: string | null = null;
+  do {
+    const page: { items: AppItem[]; nextCursor: string | null } = await deps.store.query<AppItem>({
+      index: "gsi3",
+      pk: repoBranchPk(repo, branch),
+      limit: 100,
+      cursor,
+    });
+    for (const a of page.items) if (a.entity === "app") owners.add(a.ownerId);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return [...owners].sort();
+}
+
+export interface RunOutcome {
+  owners: string[];
+  /** Owners whose copy this event updated (an older, out-of-order event changes nothing). */
+  applied: string[];
+  incidents: string[];
+  resolved: string[];
+}
+
+/**
+ * Records the run for each owner (conditional on not being older than what is
+ * stored), publishes it, and opens/links or resolves incidents. Only table
+ * writes and broadcasts: no GitHub call. Idempotent under redelivery.
+ */
+export async function recordWorkflowRun(
+  deps: Pick<Deps, "store" | "broadcaster" | "logger">,
+  run: RunPlan,
+): Promise<RunOutcome> {
+  const owners = await runOwners(deps, run.repo, run.branch);
+  const outcome: RunOutcome = { owners, applied: [], incidents: [], resolved: [] };
+  const now = Date.now();
+  for (const ownerId of owners) {
+    const item: WorkflowRunItem = {
+      ...runKey(run.runId, ownerId),
+      entity: "workflow-run",
+      id: run.runId,
+      ownerId,
+      repo: run.repo,
+      workflowId: run.workflowId,
+      workflowName: run.workflowName,
+      branch: run.branch,
+      headSha: run.headSha,
+      event: run.event,
+      status: run.status,
+      conclusion: run.conclusion,
+      htmlUrl: run.htmlUrl,
+      runNumber: run.runNumber,
+      runAttempt: run.runAttempt,
+      createdAt: run.createdAt,
+      updatedAt: run.updatedAt,
+      runStartedAt: run.runStartedAt,
+      receivedAt: now,
+      ...runIndex(ownerId, run.repo, run.createdAt, run.runId),
+    };
+    try {
+      await deps.store.put(item, {
+        condition: cond.or(
+          cond.attrNotExists("pk"),
+          cond.compare("runAttempt", "<", run.runAttempt),
+          cond.and(cond.eq("runAttempt", run.runAttempt), cond.compare("updatedAt", "<=", run.updatedAt)),
+        ),
+      });
+    } catch (err) {
+      if (err instanceof ConditionFailedError) continue; // A newer event for this run arrived first.
+      throw err;
+    }
+    outcome.applied.push(ownerId);
+    await publishToRepoApps(deps, ownerId, run.repo, run.branch, { type: "workflow_run", run: toWorkflowRun(item) });
+    const ref = { ownerId, ...run };
+    if (isFailure(run)) {
+      const { incident } = await recordFailure(deps, { ...ref, conclusion: run.conclusion ?? "failure" });
+      outcome.incidents.push(incident.id);
+    } else if (isSuccess(run)) {
+      const resolved = await resolveOnSuccess(deps, ref);
+      if (resolved) outcome.resolved.push(resolved.id);
+    }
+  }
+  return outcome;
+}
+
+export async function listRuns(
+  deps: Pick<Deps, "store">,
+  ownerId: string,
+  q: { repo?: string; status?: string; conclusion?: string; limit: number; cursor?: string },
+) {
+  const filters = [
+    ...(q.status ? [cond.eq("status", q.status)] : []),
+    ...(q.conclusion ? [cond.eq("conclusion", q.conclusion)] : []),
+  ];
+  const page = await deps.store.query<WorkflowRunItem>({
+    index: q.repo ? "gsi2" : "gsi1",
+    pk: q.repo ? ownerRepoRunsPk(ownerId, q.repo) : ownerRunsPk(ownerId),
+    reverse: true,
+    limit: q.limit,
+    cursor: q.cursor,
+    filter: filters.length > 0 ? cond.and(...filters) : undefined,
+  });
+  return { items: page.items.map(toWorkflowRun), nextCursor: page.nextCursor };
+}
+
+export async function getRunItem(deps: Pick<Deps, "store">, ownerId: string, id: string) {
+  const item = await deps.store.get<WorkflowRunItem>(runKey(id, ownerId));
+  if (item?.entity !== "workflow-run") throw new NotFoundError("Workflow run");
+  return item;
+}
+
+/** Asks GitHub to re-run the run (or only its failed jobs) with the caller's token. */
+export async function rerunWorkflow(deps: Deps, user: UserItem, actor: Actor, id: string, failedOnly: boolean) {
+  const run = await getRunItem(deps, user.id, id);
+  const gh = await githubClientFor(deps, user);
+  const path = `${repoPath(run.repo)}/actions/runs/${encodeURIComponent(run.id)}/${failedOnly ? "rerun-failed-jobs" : "rerun"}`;
+  try {
+    await gh.request("POST", path, null, {});
+  } catch (err) {
+    if (err instanceof GitHubApiError && err.githubStatus === 404) throw new NotFoundError("Workflow run on GitHub");
+    if (
+      err instanceof GitHubApiError &&
+      [403, 409, 422].includes(err.githubStatus) &&
+      !/rate limit/i.test(err.message)
+    ) {
+      throw new HoistError(
+        409,
+        "conflict",
+        `GitHub refused to re-run it${err.githubMessage ? `: ${err.githubMessage}` : ""}`,
+      );
+    }
+    throw err;
+  }
+  await recordAudit(deps, {
+    userId: user.id,
+    action: "workflow_run.rerun",
+    resourceType: "workflow-run",
+    resourceId: run.id,
+    details: { repo: run.repo, failedOnly },
+    ipAddress: actor.ip,
+  });
+  return { run: toWorkflowRun(run), rerun: { failedOnly, requestedAt: Date.now() } };
+}
