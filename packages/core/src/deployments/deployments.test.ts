@@ -22,6 +22,8 @@ type Dep = {
   error: string | null;
   durationMs: number | null;
   trigger: string;
+  queuedAt: number;
+  commitSha: string | null;
 };
 type Line = { seq: number; stream: string; line: string };
 let t: TestClient;
