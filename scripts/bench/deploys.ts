@@ -19,6 +19,7 @@ import { execFileSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { queueJobKeys } from "@hoist/core/adapters/local/table-queue";
 import { loadConfig } from "@hoist/core/config";
@@ -404,6 +405,7 @@ export const deploys: Suite = {
   name: "deploys",
   description: "signed push → 202, push → deploy command start over loopback SSH, deploy log throughput (20k lines)",
   async run(ctx) {
+    const load = loadavg()[0] ?? Number.NaN;
     let bench: Bench | undefined;
     const rounds: PushRound[] = [];
     let dup: Omit<PushRound, "drainMs"> | undefined;
@@ -598,11 +600,12 @@ export const deploys: Suite = {
         ...(dup ? [lat(dup.label, dup)] : []),
       ],
       notes: [
-        "Each push: HMAC check, delivery claim (conditional put), gsi3 query for the repo#branch, deployment put, queue send, 2 audit writes, claim updates.",
+        "Each accepted push: HMAC check, then 8 sequential DynamoDB calls (claim put, gsi3 query for repo#branch, deployment put, queue job put,",
+        "2 audit puts, 2 claim updates); a duplicate: the claim put fails, one consistent get.",
         "The app's server points at a closed port: the worker's deploys fail at TCP connect (no SSH), but it still runs in this process during the timing",
         `(~20 DynamoDB calls per deployment: lock, running, announce, supersede, app/server/env reads, log, finish, usage, audit, wake-next).`,
         `The queue was empty again ${rounds.map((r) => `${(r.drainMs / 1000).toFixed(1)} s`).join(" and ")} after the last answer of each row. "worker idle": each push sent once the previous one's job was done.`,
-        "Client, server, worker and DynamoDB Local (java) share this machine's cores.",
+        `Client, server, worker and DynamoDB Local (java) share this machine's cores; 1-min load average at the start: ${load.toFixed(2)} on ${cpus().length} cores.`,
         ...problems,
       ],
     };
@@ -665,6 +668,7 @@ export const deploys: Suite = {
     return {
       tables: [pushTable, startTable, logTable],
       data: {
+        loadAverage: load,
         push: rounds,
         idle,
         redelivery: dup,

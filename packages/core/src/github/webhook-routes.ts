@@ -28,12 +28,14 @@ const githubWebhook = createRoute({
   method: "post",
   path: "/api/webhooks/github",
   tags: ["github"],
-  summary: "GitHub's webhook URL (push: auto-deploys matching apps)",
+  summary: "GitHub's webhook URL (push and green CI runs deploy; failed runs open incidents)",
   description:
     "Authenticated by `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with the shared webhook secret), not by a " +
     "bearer token. Deduplicated on `X-GitHub-Delivery` for 7 days. `ping` → 200; `push` to a branch queues a " +
-    "deployment for every app on that repository and branch with `autoDeploy` and `deployOn: push` → 202; other " +
-    "events → 202 `ignored`. No SSH or GitHub call happens before the answer.",
+    "deployment for every app on that repository and branch with `autoDeploy` and `deployOn: push` → 202; " +
+    "`workflow_run` is recorded: a completed failure opens (or joins) an incident, a completed success resolves it " +
+    "and deploys the apps with `deployOn: ci-success` → 202; other events → 202 `ignored`. No SSH or GitHub call " +
+    "happens before the answer.",
   // Documented, not validated by zod: the signature must be checked on the raw bytes first.
   parameters: [
     header("X-Hub-Signature-256", "`sha256=` and the hex HMAC-SHA256 of the body"),
