@@ -112,7 +112,7 @@ beforeAll(async () => {
       start: "echo up",
       stop: "echo down",
       deploy:
-        'i=1; while [ $i -le ${LINES:-1500} ]; do echo "line $i"; i=$((i+1)); if [ $((i % 300)) -eq 0 ]; then sleep 0.2; fi; done',
+        'i=1; while [ $i -le 1500 ]; do echo "line $i"; i=$((i+1)); if [ $((i % 300)) -eq 0 ]; then sleep 0.2; fi; done',
     },
   });
   appId = app.body.id as string;

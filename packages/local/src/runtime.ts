@@ -11,7 +11,6 @@ import { TableScheduler } from "@hoist/core/adapters/local/table-scheduler";
 import { fileKeySet } from "@hoist/core/auth/keys";
 import type { Config } from "@hoist/core/config";
 import { createApp } from "@hoist/core/http/app";
-import { jobHandlers, scheduledHandlers } from "@hoist/core/jobs/handlers";
 import { startLocalWorkers } from "@hoist/core/jobs/local-workers";
 import { createLogger, type Logger } from "@hoist/core/logger";
 import type { Deps } from "@hoist/core/ports";

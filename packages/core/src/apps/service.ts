@@ -6,7 +6,7 @@ import { owned } from "../owned.ts";
 import type { Deps } from "../ports.ts";
 import { projectKey } from "../projects/entity.ts";
 import { serverKey } from "../servers/entity.ts";
-import { cond, type TransactOp } from "../store/store.ts";
+import { cond, queryAll, type TransactOp } from "../store/store.ts";
 import {
   type AppItem,
   appEnvKey,
@@ -104,6 +104,20 @@ export async function createApp(deps: Deps, actor: Actor, input: AppInput) {
     serverId: item.serverId,
   });
   return toApp(item);
+}
+
+/** Every app on `repo`@`branch`, across owners (index gsi3: webhooks find apps by repository, never by Scan). */
+export function appsOnRepoBranch(
+  deps: Pick<Deps, "store">,
+  repo: string,
+  branch: string,
+  ownerId?: string,
+): Promise<AppItem[]> {
+  return queryAll<AppItem>(deps.store, {
+    index: "gsi3",
+    pk: repoBranchPk(repo, branch),
+    filter: ownerId ? cond.eq("ownerId", ownerId) : undefined,
+  });
 }
 
 export async function listApps(

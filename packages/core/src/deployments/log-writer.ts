@@ -4,6 +4,8 @@ import { cond } from "../store/store.ts";
 import { deploymentKey, type LogItem, type LogLine, type LogStream, logKey } from "./entity.ts";
 
 const FLUSH_LINES = 50;
+/** One batch: 20 BatchWriteItem requests, and a few WebSocket messages. */
+const MAX_BATCH_LINES = 500;
 const FLUSH_MS = 100;
 const MIN_MASKED_LENGTH = 4;
 export const MASK = "••••";
@@ -25,7 +27,8 @@ export class LogWriter {
   private seq: number;
   private pending: LogLine[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private chain: Promise<void> = Promise.resolve();
+  /** The one writer loop, while it runs: lines that arrive meanwhile join its next batch. */
+  private pumping: Promise<void> | undefined;
   private truncated = false;
   dropped = 0;
 
@@ -57,19 +60,28 @@ export class LogWriter {
 
   private push(stream: LogStream, line: string): void {
     this.pending.push({ seq: ++this.seq, ts: Date.now(), stream, line });
-    if (this.pending.length >= FLUSH_LINES) void this.flush();
-    else this.timer ??= setTimeout(() => void this.flush(), FLUSH_MS);
+    if (this.pumping) return; // the running batch's loop takes it next
+    if (this.pending.length >= FLUSH_LINES) this.kick();
+    else this.timer ??= setTimeout(() => this.kick(), FLUSH_MS);
   }
 
-  /** Writes what is pending; flushes run one after another, so seq order holds in the table and on the wire. */
-  flush(): Promise<void> {
+  private kick(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const lines = this.pending;
-    this.pending = [];
-    if (lines.length === 0) return this.chain;
-    this.chain = this.chain
-      .then(async () => {
+    this.pumping ??= this.pump().finally(() => {
+      this.pumping = undefined;
+    });
+  }
+
+  /**
+   * Writes pending lines batch after batch until none are left. One loop at a
+   * time keeps seq order in the table and on the wire; lines that arrive while
+   * a batch is being written go out together in the next one.
+   */
+  private async pump(): Promise<void> {
+    while (this.pending.length > 0) {
+      const lines = this.pending.splice(0, MAX_BATCH_LINES);
+      try {
         const items: LogItem[] = lines.map((l) => ({ ...logKey(this.deploymentId, l.seq), entity: "log-line", ...l }));
         await this.deps.store.batchPut(items);
         await this.deps.store
@@ -79,10 +91,17 @@ export class LogWriter {
           })
           .catch(() => undefined);
         await publishLines(this.deps, this.deploymentId, lines);
-      })
-      .catch((err: unknown) =>
-        this.deps.logger.error("deployment log write failed", { deploymentId: this.deploymentId, error: err }),
-      );
-    return this.chain;
+      } catch (err) {
+        this.deps.logger.error("deployment log write failed", { deploymentId: this.deploymentId, error: err });
+      }
+    }
+  }
+
+  /** Writes everything still pending (at the end of a run). */
+  async flush(): Promise<void> {
+    while (this.pending.length > 0 || this.pumping) {
+      this.kick();
+      await this.pumping;
+    }
   }
 }

@@ -1,6 +1,7 @@
 import { Webhooks } from "@octokit/webhooks";
 import { z } from "zod";
-import { type AppItem, repoBranchPk } from "../apps/entity.ts";
+import type { AppItem } from "../apps/entity.ts";
+import { appsOnRepoBranch } from "../apps/service.ts";
 import { recordAudit } from "../audit/service.ts";
 import { queueDeployment } from "../deployments/service.ts";
 import { ConditionFailedError, HoistError, ValidationError } from "../errors.ts";
@@ -326,30 +327,16 @@ export async function appsDeployingOn(
   branch: string,
   on: "push" | "ci-success",
 ): Promise<AppItem[]> {
-  const apps: AppItem[] = [];
-  let cursor: string | null = null;
-  do {
-    const page: { items: AppItem[]; nextCursor: string | null } = await deps.store.query<AppItem>({
-      index: "gsi3",
-      pk: repoBranchPk(repo, branch),
-      limit: 100,
-      cursor,
-    });
-    for (const app of page.items) {
-      const r = app.repository;
-      if (
-        app.entity === "app" &&
-        r?.autoDeploy === true &&
-        r.deployOn === on &&
-        r.fullName.toLowerCase() === repo.toLowerCase() &&
-        r.branch === branch
-      ) {
-        apps.push(app);
-      }
-    }
-    cursor = page.nextCursor;
-  } while (cursor);
-  return apps;
+  const apps = await appsOnRepoBranch(deps, repo, branch);
+  return apps.filter((app) => {
+    const r = app.repository;
+    return (
+      r?.autoDeploy === true &&
+      r.deployOn === on &&
+      r.fullName.toLowerCase() === repo.toLowerCase() &&
+      r.branch === branch
+    );
+  });
 }
 
 /**

@@ -88,7 +88,13 @@ export async function publishLines(
 ) {
   const first = lines[0]?.seq ?? 0;
   const last = lines.at(-1)?.seq ?? 0;
-  await publish(deps, `deployment:${deploymentId}`, logMessages(deploymentId, lines), async (sub) => {
+  await publish(deps, `deployment:${deploymentId}`, logMessages(deploymentId, lines), async (indexed) => {
+    // The channel index is eventually consistent: once live, a subscription stays live with its
+    // final sentUpTo, but a replaying one is read again from the table before deciding.
+    const sub = indexed.live
+      ? indexed
+      : await deps.store.get<SubscriptionItem>(subscriptionKey(indexed.connectionId, indexed.channel));
+    if (!sub) return [];
     const sent = sub.sentUpTo ?? 0;
     if (sub.live)
       return logMessages(

@@ -65,7 +65,10 @@ async function replay(deps: Deps, sub: SubscriptionItem, deploymentId: string): 
       limit: 500,
     });
     const key = subscriptionKey(sub.connectionId, sub.channel);
-    if (page.items.length === 0) {
+    // Only the contiguous run after sentUpTo: a batch still being written can leave holes
+    // in the table, and its lines reach this subscriber when that batch is published.
+    const run = page.items.filter((item, i) => item.seq === sentUpTo + 1 + i);
+    if (run.length === 0) {
       try {
         await deps.store.update(key, { set: { live: true }, condition: cond.eq("sentUpTo", sentUpTo) });
         return;
@@ -75,7 +78,7 @@ async function replay(deps: Deps, sub: SubscriptionItem, deploymentId: string): 
         continue;
       }
     }
-    const last = page.items.at(-1)?.seq ?? sentUpTo;
+    const last = run.at(-1)?.seq ?? sentUpTo;
     try {
       await deps.store.update(key, { set: { sentUpTo: last }, condition: cond.eq("sentUpTo", sentUpTo) });
     } catch (err) {
@@ -83,7 +86,7 @@ async function replay(deps: Deps, sub: SubscriptionItem, deploymentId: string): 
       sentUpTo = ((await deps.store.get<SubscriptionItem>(key))?.sentUpTo as number | undefined) ?? sentUpTo;
       continue;
     }
-    const lines = page.items.map(({ seq, ts, stream, line }) => ({ seq, ts, stream, line }));
+    const lines = run.map(({ seq, ts, stream, line }) => ({ seq, ts, stream, line }));
     for (const message of logMessages(deploymentId, lines)) {
       if ((await deps.broadcaster.post(sub.connectionId, message)) === "gone") return;
     }

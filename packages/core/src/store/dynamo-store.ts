@@ -135,15 +135,23 @@ export class DynamoStore implements Store {
   }
 
   async batchPut(items: Item[]): Promise<void> {
-    for (let i = 0; i < items.length; i += 25) {
-      let requests = items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
-      for (let attempt = 0; requests.length > 0; attempt++) {
-        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 20 * 2 ** attempt)));
-        const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }));
-        requests = (out.UnprocessedItems?.[this.tableName] ?? []) as typeof requests;
-        if (attempt > 8 && requests.length > 0)
-          throw new Error(`${requests.length} items were not written (throttled)`);
-      }
+    const chunks: Item[][] = [];
+    for (let i = 0; i < items.length; i += 25) chunks.push(items.slice(i, i + 25));
+    // A few requests in flight at once; each retries its own unprocessed items.
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < chunks.length; i = next++) await this.batchWrite(chunks[i] as Item[]);
+    };
+    await Promise.all(Array.from({ length: Math.min(4, chunks.length) }, worker));
+  }
+
+  private async batchWrite(chunk: Item[]): Promise<void> {
+    let requests = chunk.map((Item) => ({ PutRequest: { Item } }));
+    for (let attempt = 0; requests.length > 0; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 20 * 2 ** attempt)));
+      const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }));
+      requests = (out.UnprocessedItems?.[this.tableName] ?? []) as typeof requests;
+      if (attempt > 8 && requests.length > 0) throw new Error(`${requests.length} items were not written (throttled)`);
     }
   }
 

@@ -1,7 +1,7 @@
-import { type AppItem, repoBranchPk } from "../apps/entity.ts";
+import type { AppItem } from "../apps/entity.ts";
+import { appsOnRepoBranch } from "../apps/service.ts";
 import type { Deps } from "../ports.ts";
 import { publish } from "../realtime/publish.ts";
-import { cond } from "../store/store.ts";
 
 /** The owner's apps on `repo`@`branch` (gsi3, every page). */
 export async function ownerAppsOn(
@@ -10,20 +10,7 @@ export async function ownerAppsOn(
   repo: string,
   branch: string,
 ): Promise<AppItem[]> {
-  const apps: AppItem[] = [];
-  let cursor: string | null = null;
-  do {
-    const page: { items: AppItem[]; nextCursor: string | null } = await deps.store.query<AppItem>({
-      index: "gsi3",
-      pk: repoBranchPk(repo, branch),
-      limit: 100,
-      cursor,
-      filter: cond.eq("ownerId", ownerId),
-    });
-    apps.push(...page.items.filter((a) => a.entity === "app"));
-    cursor = page.nextCursor;
-  } while (cursor);
-  return apps;
+  return appsOnRepoBranch(deps, repo, branch, ownerId);
 }
 
 /**
