@@ -357,7 +357,16 @@ describe("functions", () => {
       "HOIST_WS_ENDPOINT",
     ]);
     expect(hoistVars(f.ws)).toEqual(["HOIST_STAGE", "HOIST_TABLE_NAME", "HOIST_WS_ENDPOINT"]);
-    expect(hoistVars(f.worker)).toEqual(["HOIST_KMS_KEY_ID", "HOIST_STAGE", "HOIST_TABLE_NAME", "HOIST_WS_ENDPOINT"]);
+    expect(hoistVars(f.worker)).toEqual([
+      "HOIST_AUTO_STOP_FUNCTION_ARN",
+      "HOIST_KMS_KEY_ID",
+      "HOIST_QUEUE_URL",
+      "HOIST_SCHEDULER_ROLE_ARN",
+      "HOIST_SCHEDULE_GROUP",
+      "HOIST_STAGE",
+      "HOIST_TABLE_NAME",
+      "HOIST_WS_ENDPOINT",
+    ]);
     expect(hoistVars(f.autoStop)).toEqual([
       "HOIST_AUTO_STOP_FUNCTION_ARN",
       "HOIST_KMS_KEY_ID",
@@ -443,11 +452,12 @@ describe("IAM", () => {
     expect(allowed(ws, "scheduler:")).toEqual([]);
     expect(allowed(ws, "execute-api:")).toEqual(["execute-api:ManageConnections"]);
 
-    // The worker's consume actions come from its event source mapping, on the queue only.
-    expect(allowed(worker, "sqs:")).not.toContain("sqs:SendMessage");
+    // The worker consumes through its event source mapping, and sends only to wake the next deployment;
+    // it schedules a started app's auto-stop.
+    expect(allowed(worker, "sqs:")).toContain("sqs:SendMessage");
     expect(allowed(worker, "kms:")).toEqual(["kms:Decrypt"]);
-    expect(allowed(worker, "scheduler:")).toEqual([]);
-    expect(allowed(worker, "iam:")).toEqual([]);
+    expect(allowed(worker, "scheduler:")).toEqual(schedules);
+    expect(allowed(worker, "iam:")).toEqual(["iam:PassRole"]);
     expect(allowed(worker, "execute-api:")).toEqual(["execute-api:ManageConnections"]);
 
     expect(allowed(autoStop, "sqs:")).toEqual([]);

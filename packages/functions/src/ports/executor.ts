@@ -1,0 +1,3 @@
+import { Ssh2Executor } from "@hoist/core/servers/ssh";
+
+export const ssh2Executor = () => new Ssh2Executor();
