@@ -8,10 +8,8 @@ import { pad } from "../users/entity.ts";
  * `pk=RUN#<githubRunId>`, `sk=OWNER#<userId>` — tenancy is in the key, and the
  * rerun endpoint reads exactly the caller's copy.
  */
-export type WorkflowRunItem = Key & {
-  entity: "workflow-run";
-  id: string;
-  ownerId: string;
+/** What GitHub tells about a run (the `workflow_run` payload, flattened). */
+export type RunFields = {
   repo: string;
   workflowId: number;
   workflowName: string;
@@ -26,12 +24,19 @@ export type WorkflowRunItem = Key & {
   createdAt: number;
   updatedAt: number;
   runStartedAt: number | null;
-  receivedAt: number;
-  gsi1pk: string;
-  gsi1sk: string;
-  gsi2pk: string;
-  gsi2sk: string;
 };
+
+export type WorkflowRunItem = Key &
+  RunFields & {
+    entity: "workflow-run";
+    id: string;
+    ownerId: string;
+    receivedAt: number;
+    gsi1pk: string;
+    gsi1sk: string;
+    gsi2pk: string;
+    gsi2sk: string;
+  };
 
 export const runKey = (runId: string, ownerId: string): Key => ({ pk: `RUN#${runId}`, sk: `OWNER#${ownerId}` });
 export const ownerRunsPk = (ownerId: string) => `OWNER#${ownerId}#RUNS`;

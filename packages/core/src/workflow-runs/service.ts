@@ -9,7 +9,15 @@ import { recordFailure, resolveOnSuccess } from "../incidents/service.ts";
 import type { Deps } from "../ports.ts";
 import { cond } from "../store/store.ts";
 import type { UserItem } from "../users/entity.ts";
-import { ownerRepoRunsPk, ownerRunsPk, runIndex, runKey, toWorkflowRun, type WorkflowRunItem } from "./entity.ts";
+import {
+  ownerRepoRunsPk,
+  ownerRunsPk,
+  type RunFields,
+  runIndex,
+  runKey,
+  toWorkflowRun,
+  type WorkflowRunItem,
+} from "./entity.ts";
 import { publishToRepoApps } from "./notify.ts";
 
 const time = z
@@ -46,25 +54,7 @@ export const WorkflowRunPayload = z.object({
 });
 export type WorkflowRunEvent = z.infer<typeof WorkflowRunPayload>;
 
-export interface RunPlan {
-  repo: string;
-  branch: string;
-  runId: string;
-  workflowId: number;
-  workflowName: string;
-  headSha: string;
-  event: string;
-  status: string;
-  conclusion: string | null;
-  htmlUrl: string | null;
-  runNumber: number;
-  runAttempt: number;
-  createdAt: number;
-  updatedAt: number;
-  runStartedAt: number | null;
-  commitMessage: string | null;
-  author: string | null;
-}
+export type RunPlan = RunFields & { runId: string; commitMessage: string | null; author: string | null };
 
 export function toRunPlan(p: WorkflowRunEvent): RunPlan | null {
   const r = p.workflow_run;
