@@ -45,11 +45,14 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
       c.set("logger", deps.logger);
       await next();
     },
-    requestLog((record) => {
+    requestLog(async (record) => {
       opts.onRequest?.(record);
-      // The admins' live request log (`logs:all`); best effort, after the response.
+      // The admins' live request log (`logs:all`), best effort. Awaited: a Lambda is frozen
+      // as soon as it answers, and a post left pending would be lost or late.
       if (record.path.startsWith("/api/")) {
-        void publish(deps, "logs:all", [{ type: "request", ...record }]).catch(() => undefined);
+        await publish(deps, "logs:all", [{ type: "request", ...record }]).catch((err: unknown) =>
+          deps.logger.warn("request log publish failed", { error: err }),
+        );
       }
     }),
     secureHeaders(),

@@ -16,7 +16,7 @@ export interface RequestRecord {
  * which may carry a token), status, duration. Never bodies or headers.
  * `observe` receives the same record (the `logs:all` stream builds on it).
  */
-export function requestLog(observe?: (record: RequestRecord) => void): MiddlewareHandler<AppEnv> {
+export function requestLog(observe?: (record: RequestRecord) => void | Promise<void>): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const started = performance.now();
     await next();
@@ -29,6 +29,6 @@ export function requestLog(observe?: (record: RequestRecord) => void): Middlewar
       requestId: c.get("requestId"),
     };
     c.var.logger.info("request", { ...record, ip: clientIp(c) });
-    observe?.(record);
+    await observe?.(record);
   };
 }
