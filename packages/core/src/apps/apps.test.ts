@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ServerItem } from "../servers/entity.ts";
 import { serverKey } from "../servers/entity.ts";
-import { type TestClient, testClient } from "../testing/http.ts";
+import { ownerWithServer, type TestClient, testClient } from "../testing/http.ts";
 import { startTestSshServer, type TestSshServer } from "../testing/ssh-server.ts";
 import { eventually, startWorkers } from "../testing/workers.ts";
 import { autoStopScheduleName } from "./lifecycle.ts";
@@ -30,20 +30,8 @@ beforeAll(async () => {
   });
   workers = await startWorkers(t.deps);
   ssh = await startTestSshServer();
-  const alice = await t.register("alice");
-  token = alice.token;
-  userId = alice.user.id;
+  ({ token, userId, serverId, projectId } = await ownerWithServer(t, ssh, "alice"));
   otherToken = (await t.register("mallory")).token;
-  serverId = (
-    await post("/api/servers", {
-      name: "box",
-      address: ssh.host,
-      sshPort: ssh.port,
-      sshUser: ssh.username,
-      privateKey: ssh.clientKey.private,
-    })
-  ).body.id as string;
-  projectId = (await post("/api/projects", { name: "shop" })).body.id as string;
 });
 
 afterAll(async () => {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AppItem } from "../apps/entity.ts";
 import { appKey } from "../apps/entity.ts";
-import { type TestClient, testClient } from "../testing/http.ts";
+import { ownerWithServer, type TestClient, testClient } from "../testing/http.ts";
 import { startTestSshServer, type TestSshServer } from "../testing/ssh-server.ts";
 import { eventually, startWorkers } from "../testing/workers.ts";
 import { deployLockKey, deploymentKey } from "./entity.ts";
@@ -48,19 +48,7 @@ beforeAll(async () => {
   });
   workers = await startWorkers(t.deps);
   ssh = await startTestSshServer();
-  const u = await t.register("deployer");
-  token = u.token;
-  userId = u.user.id;
-  serverId = (
-    await post("/api/servers", {
-      name: "box",
-      address: ssh.host,
-      sshPort: ssh.port,
-      sshUser: ssh.username,
-      privateKey: ssh.clientKey.private,
-    })
-  ).body.id as string;
-  projectId = (await post("/api/projects", { name: "p" })).body.id as string;
+  ({ token, userId, serverId, projectId } = await ownerWithServer(t, ssh, "deployer"));
 });
 afterAll(async () => {
   await workers?.stop();

@@ -59,3 +59,29 @@ export async function testClient(env: Record<string, string> = {}): Promise<Test
   };
   return { deps, app, call, json, register };
 }
+
+/** A user with a server on `ssh` (the loopback test SSH server) and a project: the setup app and deploy tests share. */
+export async function ownerWithServer(
+  t: TestClient,
+  ssh: { host: string; port: number; username: string; clientKey: { private: string } },
+  username: string,
+) {
+  const { token, user } = await t.register(username);
+  const server = await t.json<{ id: string }>("POST", "/api/servers", {
+    token,
+    body: {
+      name: "box",
+      address: ssh.host,
+      sshPort: ssh.port,
+      sshUser: ssh.username,
+      privateKey: ssh.clientKey.private,
+    },
+  });
+  const project = await t.json<{ id: string }>("POST", "/api/projects", {
+    token,
+    body: { name: `${username}'s project` },
+  });
+  if (server.status !== 201 || project.status !== 201)
+    throw new Error(`setup failed: ${server.status} ${project.status}`);
+  return { token, userId: user.id, serverId: server.body.id, projectId: project.body.id };
+}
