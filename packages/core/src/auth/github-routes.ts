@@ -1,11 +1,21 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { getCookie, setCookie } from "hono/cookie";
 import type { AppEnv } from "../http/env.ts";
 import { clientIp } from "../http/middleware/client-ip.ts";
 import { bearer, jsonContent, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
 import { UserSchema } from "../users/schemas.ts";
-import { completeGitHubAuth, type GitHubOutcome, startGitHubAuth, unlinkGitHub } from "./github.ts";
+import {
+  completeGitHubAuth,
+  type GitHubFlow,
+  type GitHubOutcome,
+  OAUTH_COOKIE,
+  OAUTH_COOKIE_MAX_AGE,
+  oauthCookieScope,
+  startGitHubAuth,
+  unlinkGitHub,
+} from "./github.ts";
 import { requireUser } from "./middleware.ts";
 
 const UserOnly = z.object({ user: UserSchema });
@@ -46,6 +56,32 @@ const loginRoute = createRoute({
   responses: { 302: redirect("To GitHub's authorize page"), ...problems(429, 503) },
 });
 
+const origin = (c: Context) => new URL(c.req.url).origin;
+
+/** Sets (or, with max-age 0, clears) the cookie binding the flow to this browser; sent back only to the callback. */
+function setFlowCookie(c: Context<AppEnv>, value: string, maxAge: number): void {
+  setCookie(c, OAUTH_COOKIE, value, {
+    ...oauthCookieScope(c.var.deps.config, origin(c)),
+    httpOnly: true,
+    // Lax: still sent on GitHub's top-level GET redirect back to the callback.
+    sameSite: "Lax",
+    maxAge,
+  });
+}
+
+/** Starts a flow and binds it to this browser. A second flow here overwrites the cookie: the first one then fails. */
+async function startFlow(c: Context<AppEnv>, flow: GitHubFlow): Promise<string> {
+  const { authorizeUrl, browserNonce } = await startGitHubAuth(c.var.deps, flow, origin(c));
+  setFlowCookie(c, browserNonce, OAUTH_COOKIE_MAX_AGE);
+  return authorizeUrl;
+}
+
+/** Every callback answer (success, problem, even a malformed query) clears the flow cookie: it is single use. */
+const clearFlowCookie: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await next();
+  setFlowCookie(c, "", 0);
+};
+
 const callbackRoute = createRoute({
   method: "get",
   path: "/api/auth/github/callback",
@@ -53,7 +89,9 @@ const callbackRoute = createRoute({
   summary: "GitHub's redirect back: signs in, creates the account, or links it",
   description:
     "JSON when the request accepts application/json or no HOIST_FRONTEND_URL is set; otherwise a redirect to " +
-    "the front end with `#token=…&refreshToken=…&expiresIn=…` (sign-in) or `#linked=github` (linking).",
+    "the front end with `#token=…&refreshToken=…&expiresIn=…` (sign-in) or `#linked=github` (linking). " +
+    "Needs the `hoist_oauth` cookie set when the flow started: a flow finished in another browser is a 400.",
+  middleware: [clearFlowCookie] as const,
   request: { query: CallbackQuery },
   responses: {
     200: jsonContent(z.union([Session, UserOnly]), "Signed in (or linked: `{user}` only)"),
@@ -85,8 +123,6 @@ const unlinkRoute = createRoute({
   responses: { 200: jsonContent(UserOnly, "Unlinked"), ...problems(401, 409, 429) },
 });
 
-const origin = (c: Context) => new URL(c.req.url).origin;
-
 /** The front end's URL with the outcome in the fragment, which browsers never send to servers. */
 function frontendRedirect(frontendUrl: string, outcome: GitHubOutcome): string {
   const target = new URL(frontendUrl);
@@ -103,13 +139,13 @@ function frontendRedirect(frontendUrl: string, outcome: GitHubOutcome): string {
 }
 
 export const githubAuthRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
-  .openapi(loginRoute, async (c) => c.redirect(await startGitHubAuth(c.var.deps, { mode: "login" }, origin(c)), 302))
+  .openapi(loginRoute, async (c) => c.redirect(await startFlow(c, { mode: "login" }), 302))
   .openapi(linkRoute, async (c) => {
-    const flow = { mode: "link" as const, userId: c.var.user.id };
-    return c.json({ authorizeUrl: await startGitHubAuth(c.var.deps, flow, origin(c)) }, 200);
+    return c.json({ authorizeUrl: await startFlow(c, { mode: "link", userId: c.var.user.id }) }, 200);
   })
   .openapi(callbackRoute, async (c) => {
-    const outcome = await completeGitHubAuth(c.var.deps, c.req.valid("query"), { ip: clientIp(c) });
+    const input = { ...c.req.valid("query"), browserNonce: getCookie(c, OAUTH_COOKIE) };
+    const outcome = await completeGitHubAuth(c.var.deps, input, { ip: clientIp(c) });
     c.header("Cache-Control", "no-store");
     const frontendUrl = c.var.deps.config.frontendUrl;
     if (!frontendUrl || (c.req.header("accept") ?? "").includes("application/json")) {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HoistError } from "../errors.ts";
 import { FakeGitHub, type FakeGitHubUser } from "../testing/fake-github.ts";
@@ -31,22 +32,41 @@ async function throughGitHub(authorizeUrl: string): Promise<string> {
   return `${back.pathname}${back.search}`;
 }
 
+/** What each flow's browser holds: the `hoist_oauth` cookie its start response set, by the flow's state. */
+const jar = new Map<string, string>();
+const stateOf = (url: string) => new URL(url, "http://localhost").searchParams.get("state") ?? "";
+const COOKIE = /^hoist_oauth=([A-Za-z0-9_-]{43});/;
+
+/** Keeps the flow cookie from a start response, as the browser would. */
+function keepCookie(res: Response, authorizeUrl: string): string {
+  const cookie = COOKIE.exec(res.headers.get("set-cookie") ?? "")?.[1];
+  expect(cookie).toBeDefined();
+  jar.set(stateOf(authorizeUrl), `hoist_oauth=${cookie}`);
+  return authorizeUrl;
+}
+
+/** The browser that started the flow coming back to the callback: with its cookie. */
+const inBrowser = (callback: string, headers: Record<string, string> = {}) => {
+  const cookie = jar.get(stateOf(callback));
+  return { headers: { ...headers, ...(cookie ? { cookie } : {}) } };
+};
+
 async function startLogin(client = t): Promise<string> {
   const res = await client.call("GET", "/api/auth/github/login");
   expect(res.status).toBe(302);
-  return res.headers.get("location") ?? "";
+  return keepCookie(res, res.headers.get("location") ?? "");
 }
 
 async function startLink(token: string, client = t): Promise<string> {
   const res = await client.json<{ authorizeUrl: string }>("POST", "/api/auth/github/link", { token });
   expect(res.status).toBe(200);
-  return res.body.authorizeUrl;
+  return keepCookie(res.res, res.body.authorizeUrl);
 }
 
 async function viaGitHub<T = Session>(user: FakeGitHubUser, authorizeUrl: string, client = t) {
   gh.signInAs(user);
   const callback = await throughGitHub(authorizeUrl);
-  return client.json<T & { detail?: string }>("GET", callback, { headers: ACCEPT_JSON });
+  return client.json<T & { detail?: string }>("GET", callback, inBrowser(callback, ACCEPT_JSON));
 }
 
 const storedUser = async (id: string) => (await t.deps.store.get<UserItem>(userKeys.user(id))) as UserItem;
@@ -254,7 +274,7 @@ describe("the OAuth flow end to end against the loopback GitHub", () => {
     const eve = gh.addUser({ login: "eve" });
     gh.signInAs(eve);
     const callback = await throughGitHub(await startLogin(web));
-    const res = await web.call("GET", callback, { headers: { accept: "text/html,*/*;q=0.8" } });
+    const res = await web.call("GET", callback, inBrowser(callback, { accept: "text/html,*/*;q=0.8" }));
     expect(res.status).toBe(302);
     const to = new URL(res.headers.get("location") ?? "");
     expect(`${to.origin}${to.pathname}`).toBe("https://app.example.com/auth");
@@ -267,13 +287,15 @@ describe("the OAuth flow end to end against the loopback GitHub", () => {
     const pw = await web.register("frank");
     const frankGh = gh.addUser({ login: "frank-gh" });
     gh.signInAs(frankGh);
-    const linkBack = await web.call("GET", await throughGitHub(await startLink(pw.token, web)));
+    const linkCallback = await throughGitHub(await startLink(pw.token, web));
+    const linkBack = await web.call("GET", linkCallback, inBrowser(linkCallback));
     expect(linkBack.status).toBe(302);
     expect(linkBack.headers.get("location")).toBe("https://app.example.com/auth#linked=github");
 
     // A script asking for JSON still gets JSON.
     gh.signInAs(eve);
-    const json = await web.json<Session>("GET", await throughGitHub(await startLogin(web)), { headers: ACCEPT_JSON });
+    const jsonCallback = await throughGitHub(await startLogin(web));
+    const json = await web.json<Session>("GET", jsonCallback, inBrowser(jsonCallback, ACCEPT_JSON));
     expect(json.status).toBe(200);
     expect(json.body.user.username).toBe("eve");
   });
@@ -283,8 +305,8 @@ describe("state and code are checked", () => {
   it("refuses a replayed state", async () => {
     gh.signInAs(octocat);
     const callback = await throughGitHub(await startLogin());
-    expect((await t.call("GET", callback, { headers: ACCEPT_JSON })).status).toBe(200);
-    const replay = await t.json("GET", callback, { headers: ACCEPT_JSON });
+    expect((await t.call("GET", callback, inBrowser(callback, ACCEPT_JSON))).status).toBe(200);
+    const replay = await t.json("GET", callback, inBrowser(callback, ACCEPT_JSON));
     expect(replay.status).toBe(400);
     expect(replay.body.detail).toBe("Invalid or expired OAuth state");
     expect(replay.res.headers.get("content-type")).toBe("application/problem+json");
@@ -307,6 +329,7 @@ describe("state and code are checked", () => {
       codeVerifier: "v".repeat(43),
       redirectUri: "http://localhost/api/auth/github/callback",
       mode: "login",
+      browserNonceSha256: "n".repeat(43),
       createdAt: now - 700_000,
       expiresAt: Math.floor(now / 1000) - 100,
     };
@@ -321,14 +344,14 @@ describe("state and code are checked", () => {
     const a = new URL(`http://localhost${await throughGitHub(await startLogin())}`);
     const b = new URL(`http://localhost${await throughGitHub(await startLogin())}`);
     const crossed = `/api/auth/github/callback?code=${a.searchParams.get("code")}&state=${b.searchParams.get("state")}`;
-    const res = await t.json("GET", crossed);
+    const res = await t.json("GET", crossed, inBrowser(crossed));
     expect(res.status).toBe(400);
     expect(res.body.detail).toMatch(/code_verifier/);
   });
 
   it("answers 400 when GitHub refuses the code", async () => {
-    const state = new URL(await startLogin()).searchParams.get("state");
-    const res = await t.json("GET", `/api/auth/github/callback?code=not-a-real-code&state=${state}`);
+    const callback = `/api/auth/github/callback?code=not-a-real-code&state=${stateOf(await startLogin())}`;
+    const res = await t.json("GET", callback, inBrowser(callback));
     expect(res.status).toBe(400);
     expect(res.body.detail).toBe("GitHub refused the authorization code: The code passed is incorrect or expired.");
   });
@@ -337,28 +360,30 @@ describe("state and code are checked", () => {
     gh.signInAs(null);
     const callback = await throughGitHub(await startLogin());
     expect(callback).toContain("error=access_denied");
-    const res = await t.json("GET", callback);
+    const res = await t.json("GET", callback, inBrowser(callback));
     expect(res.status).toBe(400);
     expect(res.body.detail).toBe("The GitHub authorization was declined; nothing was changed");
-    expect((await t.json("GET", callback)).body.detail).toBe("Invalid or expired OAuth state");
+    expect((await t.json("GET", callback, inBrowser(callback))).body.detail).toBe("Invalid or expired OAuth state");
   });
 
   it("answers 502 when GitHub fails or is down", async () => {
     gh.signInAs(octocat);
     gh.failNext("/login/oauth/access_token", 503);
-    const five = await t.json("GET", await throughGitHub(await startLogin()));
+    const failing = await throughGitHub(await startLogin());
+    const five = await t.json("GET", failing, inBrowser(failing));
     expect(five.status).toBe(502);
     expect(five.body.detail).toBe("GitHub answered the code exchange with HTTP 503");
 
     gh.failNext(`${FakeGitHub.API_PREFIX}/user`, 500);
-    expect((await t.json("GET", await throughGitHub(await startLogin()))).status).toBe(502);
+    const profileFails = await throughGitHub(await startLogin());
+    expect((await t.json("GET", profileFails, inBrowser(profileFails))).status).toBe(502);
 
     const down = await FakeGitHub.start();
     const client = await testClient(down.env());
     down.signInAs(down.addUser({ login: "someone" }));
     const callback = await throughGitHub(await startLogin(client));
     await down.stop();
-    const res = await client.json("GET", callback, { headers: ACCEPT_JSON });
+    const res = await client.json("GET", callback, inBrowser(callback, ACCEPT_JSON));
     expect(res.status).toBe(502);
     expect(res.body.detail).toBe("Could not reach GitHub for the code exchange");
   });
@@ -381,10 +406,146 @@ describe("state and code are checked", () => {
   it("calls Hoist's own misconfiguration a 502, not the user's fault", async () => {
     const wrong = await testClient({ ...gh.env(), HOIST_GITHUB_CLIENT_SECRET: "wrong" });
     gh.signInAs(octocat);
-    const res = await wrong.json("GET", await throughGitHub(await startLogin(wrong)));
+    const callback = await throughGitHub(await startLogin(wrong));
+    const res = await wrong.json("GET", callback, inBrowser(callback));
     expect(res.status).toBe(502);
     expect(res.body.detail).toMatch(/incorrect_client_credentials/);
     expect(res.body.detail).not.toContain("wrong");
+  });
+});
+
+describe("the flow is bound to the browser that started it (hoist_oauth cookie)", () => {
+  const OTHER_BROWSER = "This sign-in was started in another browser; start again";
+  type Audit = { items: { action: string; userId: string | null; details: Record<string, unknown> }[] };
+  const mismatches = async () =>
+    (await t.json<Audit>("GET", "/api/audit-logs?action=auth.oauth_state_mismatch&limit=100", { token: first.token }))
+      .body.items;
+
+  it("sets an HttpOnly, SameSite=Lax cookie scoped to the callback for 10 minutes, storing only its hash", async () => {
+    const res = await t.call("GET", "/api/auth/github/login");
+    const cookie = res.headers.get("set-cookie") ?? "";
+    const nonce = COOKIE.exec(cookie)?.[1] ?? "";
+    expect(nonce).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const attrs = cookie.split(/;\s*/).slice(1);
+    expect(attrs.sort()).toEqual(["HttpOnly", "Max-Age=600", "Path=/api/auth/github/callback", "SameSite=Lax"]);
+    const item = await t.deps.store.get<OAuthStateItem>(
+      authKeys.oauthState(stateOf(res.headers.get("location") ?? "")),
+    );
+    expect(item?.browserNonceSha256).toBe(createHash("sha256").update(nonce).digest("base64url"));
+    expect(JSON.stringify(item)).not.toContain(nonce);
+
+    // The link call (a fetch from the dashboard) sets one too.
+    const link = await t.call("POST", "/api/auth/github/link", { token: first.token });
+    expect(link.headers.get("set-cookie")).toMatch(
+      /^hoist_oauth=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/api\/auth\/github\/callback; HttpOnly; SameSite=Lax$/,
+    );
+  });
+
+  it("marks the cookie Secure over https", async () => {
+    const behindProxy = await testClient({ ...gh.env(), HOIST_PUBLIC_URL: "https://hoist.example.com" });
+    const viaProxy = await behindProxy.call("GET", "/api/auth/github/login");
+    expect(viaProxy.headers.get("set-cookie")).toMatch(/; Secure(;|$)/);
+    const direct = await t.app.request(
+      "https://hoist.example.com/api/auth/github/login",
+      {},
+      {
+        incoming: { socket: { remoteAddress: "127.0.0.1" } },
+      },
+    );
+    expect(direct.headers.get("set-cookie")).toMatch(/; Secure(;|$)/);
+  });
+
+  it("lets a listed dashboard origin store the cookie (credentials), never with a wildcard origin", async () => {
+    const preflight = (client: TestClient) =>
+      client.app.request("/api/auth/github/link", {
+        method: "OPTIONS",
+        headers: { Origin: "https://dash.example", "Access-Control-Request-Method": "POST" },
+      });
+    const listed = await testClient({ ...gh.env(), HOIST_CORS_ORIGINS: "https://dash.example" });
+    const ok = await preflight(listed);
+    expect(ok.headers.get("access-control-allow-origin")).toBe("https://dash.example");
+    expect(ok.headers.get("access-control-allow-credentials")).toBe("true");
+    const wildcard = await testClient({ ...gh.env(), HOIST_CORS_ORIGINS: "*" });
+    const any = await preflight(wildcard);
+    expect(any.headers.get("access-control-allow-origin")).toBe("*");
+    expect(any.headers.get("access-control-allow-credentials")).toBeNull();
+  });
+
+  it("clears the cookie on every callback answer", async () => {
+    const cleared = /^hoist_oauth=; Max-Age=0; Path=\/api\/auth\/github\/callback; HttpOnly; SameSite=Lax$/;
+    const ok = await viaGitHub(octocat, await startLogin());
+    expect(ok.status).toBe(200);
+    expect(ok.res.headers.get("set-cookie")).toMatch(cleared);
+    const bad = await t.call("GET", `/api/auth/github/callback?code=abc&state=${"A".repeat(43)}`);
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get("set-cookie")).toMatch(cleared);
+    const malformed = await t.call("GET", "/api/auth/github/callback");
+    expect(malformed.status).toBe(400);
+    expect(malformed.headers.get("set-cookie")).toMatch(cleared);
+  });
+
+  it("refuses a callback without the cookie: nobody signs in, GitHub is not called, the state is spent", async () => {
+    const newcomer = gh.addUser({ login: "newcomer" });
+    gh.signInAs(newcomer);
+    const callback = await throughGitHub(await startLogin());
+    const before = gh.requests.length;
+    const res = await t.json<{ detail: string; token?: string }>("GET", callback, { headers: ACCEPT_JSON });
+    expect(res.status).toBe(400);
+    expect(res.res.headers.get("content-type")).toBe("application/problem+json");
+    expect(res.body.detail).toBe(OTHER_BROWSER);
+    expect(res.body.token).toBeUndefined();
+    expect(gh.requests.length).toBe(before);
+    expect(await t.deps.store.get(userKeys.github(String(newcomer.id)))).toBeUndefined();
+    // The right browser cannot finish it afterwards either: the state was consumed.
+    const late = await t.json("GET", callback, inBrowser(callback, ACCEPT_JSON));
+    expect(late.body.detail).toBe("Invalid or expired OAuth state");
+  });
+
+  it("refuses a callback carrying another flow's cookie", async () => {
+    gh.signInAs(octocat);
+    const mine = await throughGitHub(await startLogin());
+    const other = await startLogin();
+    const res = await t.json("GET", mine, inBrowser(other, ACCEPT_JSON));
+    expect(res.status).toBe(400);
+    expect(res.body.detail).toBe(OTHER_BROWSER);
+    const junk = await throughGitHub(await startLogin());
+    const forged = await t.json("GET", junk, { headers: { ...ACCEPT_JSON, cookie: `hoist_oauth=${"x".repeat(43)}` } });
+    expect(forged.body.detail).toBe(OTHER_BROWSER);
+  });
+
+  it("stops the link attack: a victim finishing an attacker's link flow links nothing", async () => {
+    const mallory = await t.register("mallory");
+    const victim = gh.addUser({ login: "victim" });
+    const tokensBefore = gh.issuedTokens.length;
+
+    // The victim already authorised Hoist on GitHub, so GitHub sends them straight back to the callback:
+    // once with no Hoist cookie at all, once with a cookie of their own (from a sign-in they started).
+    gh.signInAs(victim);
+    const lured = await throughGitHub(await startLink(mallory.token));
+    const noCookie = await t.json("GET", lured, { headers: ACCEPT_JSON });
+    expect(noCookie.status).toBe(400);
+    expect(noCookie.body.detail).toBe(OTHER_BROWSER);
+
+    const victimsOwn = await startLogin();
+    const luredAgain = await throughGitHub(await startLink(mallory.token));
+    const ownCookie = await t.json("GET", luredAgain, inBrowser(victimsOwn, ACCEPT_JSON));
+    expect(ownCookie.status).toBe(400);
+    expect(ownCookie.body.detail).toBe(OTHER_BROWSER);
+
+    const item = await storedUser(mallory.user.id);
+    expect([item.githubId, item.githubLogin, item.githubToken]).toEqual([undefined, undefined, undefined]);
+    expect(await t.deps.store.get(userKeys.github(String(victim.id)))).toBeUndefined();
+    expect(gh.issuedTokens.length).toBe(tokensBefore); // The victim's code was never even exchanged.
+
+    const audit = (await mismatches()).filter((i) => i.userId === mallory.user.id);
+    expect(audit).toHaveLength(2);
+    expect(audit.map((i) => i.details).sort((a, b) => String(a.cookie).localeCompare(String(b.cookie)))).toEqual([
+      { method: "github", mode: "link", cookie: "different" },
+      { method: "github", mode: "link", cookie: "missing" },
+    ]);
+    const all = JSON.stringify(await mismatches());
+    for (const { token } of gh.issuedTokens) expect(all).not.toContain(token);
+    expect(all).not.toContain("hoist_oauth=");
   });
 });
 

@@ -14,7 +14,7 @@ import { healthRoutes } from "../health/routes.ts";
 import { incidentRoutes } from "../incidents/routes.ts";
 import type { Deps } from "../ports.ts";
 import { projectRoutes } from "../projects/routes.ts";
-import { publish } from "../realtime/publish.ts";
+import { publish, subscribers } from "../realtime/publish.ts";
 import { serverRoutes } from "../servers/routes.ts";
 import { userRoutes } from "../users/routes.ts";
 import { webRoutes } from "../web/routes.ts";
@@ -33,9 +33,33 @@ export interface AppOptions {
   onRequest?: (record: RequestRecord) => void;
 }
 
+/**
+ * The admins' live request log (`logs:all`), best effort. Whether anyone
+ * listens is looked up at most once a second, so requests pay nothing while
+ * nobody does; the post is awaited, because a Lambda freezes once it answers.
+ */
+function requestLogStream(deps: Deps) {
+  let checkedAt = 0;
+  let listening = false;
+  return {
+    async publish(record: RequestRecord): Promise<void> {
+      try {
+        if (Date.now() - checkedAt > 1000) {
+          checkedAt = Date.now();
+          listening = (await subscribers(deps, "logs:all")).length > 0;
+        }
+        if (listening) await publish(deps, "logs:all", [{ type: "request", ...record }]);
+      } catch (err) {
+        deps.logger.warn("request log publish failed", { error: err });
+      }
+    },
+  };
+}
+
 /** The whole HTTP API as one Hono app, served by Lambda (`handle(app)`) and by the embedded runtime alike. */
 export function createApp(deps: Deps, opts: AppOptions = {}) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  const requestStream = requestLogStream(deps);
 
   app.use(
     "*",
@@ -47,13 +71,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
     },
     requestLog(async (record) => {
       opts.onRequest?.(record);
-      // The admins' live request log (`logs:all`), best effort. Awaited: a Lambda is frozen
-      // as soon as it answers, and a post left pending would be lost or late.
-      if (record.path.startsWith("/api/")) {
-        await publish(deps, "logs:all", [{ type: "request", ...record }]).catch((err: unknown) =>
-          deps.logger.warn("request log publish failed", { error: err }),
-        );
-      }
+      if (record.path.startsWith("/api/")) await requestStream.publish(record);
     }),
     secureHeaders(),
   );
@@ -67,6 +85,8 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
         allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE"],
         exposeHeaders: ["X-Request-Id", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
         maxAge: 600,
+        // The dashboard's link call must store the `hoist_oauth` cookie: credentials for listed origins only.
+        credentials: !origins.includes("*"),
       }),
     );
   }
