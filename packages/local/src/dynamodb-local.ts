@@ -56,7 +56,18 @@ export async function freePort(): Promise<number> {
 }
 
 export async function startDynamoDbLocal(opts: DynamoDbLocalOptions = {}): Promise<DynamoDbLocal> {
-  const port = opts.port || (await freePort());
+  if (opts.port) return launch(opts, opts.port);
+  // A free port can be taken by someone else before Java binds it: try another one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch(opts, await freePort());
+    } catch (err) {
+      if (attempt >= 3 || (err instanceof Error && err.message.includes("Java 17 is required"))) throw err;
+    }
+  }
+}
+
+async function launch(opts: DynamoDbLocalOptions, port: number): Promise<DynamoDbLocal> {
   const jars = jarDirectory();
   const storage = opts.dataDir ? ["-dbPath", resolve(opts.dataDir)] : ["-inMemory"];
   if (opts.dataDir) await mkdir(opts.dataDir, { recursive: true });

@@ -3,7 +3,6 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { freePort } from "./dynamodb-local.ts";
 
 const root = resolve(import.meta.dirname, "../../..");
 
@@ -11,10 +10,10 @@ const root = resolve(import.meta.dirname, "../../..");
 describe("npm start", () => {
   it("comes up ready on a fresh data directory, prints the URLs, and leaves nothing behind on SIGTERM", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "hoist-main-"));
-    const port = await freePort();
     const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "packages/local/src/main.ts"], {
       cwd: root,
-      env: { ...process.env, PORT: String(port), HOIST_DATA_DIR: dataDir, NODE_ENV: "production" },
+      // Port 0: the system picks a free one (no race with other tests); the banner says which.
+      env: { ...process.env, PORT: "0", HOIST_DATA_DIR: dataDir, NODE_ENV: "production" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
@@ -27,11 +26,15 @@ describe("npm start", () => {
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
 
     const deadline = Date.now() + 30_000;
+    let port: string | undefined;
     let ready = false;
     while (!ready && Date.now() < deadline && child.exitCode === null) {
-      ready = await fetch(`http://127.0.0.1:${port}/health/ready`)
-        .then((r) => r.ok)
-        .catch(() => false);
+      port ??= /Health\s+http:\/\/127\.0\.0\.1:(\d+)\/health\/ready/.exec(output)?.[1];
+      ready =
+        port !== undefined &&
+        (await fetch(`http://127.0.0.1:${port}/health/ready`)
+          .then((r) => r.ok)
+          .catch(() => false));
       if (!ready) await new Promise((r) => setTimeout(r, 100));
     }
     expect(ready, output).toBe(true);

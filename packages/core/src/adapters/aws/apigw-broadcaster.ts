@@ -3,20 +3,23 @@ import type { Broadcaster, PostResult } from "../../ports.ts";
 
 /** The subset of ApiGatewayManagementApiClient this adapter uses, so tests can inject a recorder. */
 export interface ConnectionPoster {
-  send(command: PostToConnectionCommand): Promise<unknown>;
+  send(command: PostToConnectionCommand, options?: { abortSignal?: AbortSignal }): Promise<unknown>;
 }
 
 /**
  * The Broadcaster port: PostToConnection on API Gateway's @connections API
  * (on AWS, or the embedded WebSocket gateway's). A connection that has gone
  * away (410 Gone) is reported as "gone" so the caller can delete it; any
- * other error is thrown.
+ * other error is thrown. A post that hangs is abandoned after `timeoutMs`,
+ * so a stuck connection holds up nobody for long.
  */
 export class ApiGatewayBroadcaster implements Broadcaster {
   private readonly client: ConnectionPoster;
+  private readonly timeoutMs: number;
 
-  constructor(opts: { endpoint: string; client?: ConnectionPoster }) {
+  constructor(opts: { endpoint: string; client?: ConnectionPoster; timeoutMs?: number }) {
     this.client = opts.client ?? new ApiGatewayManagementApiClient({ endpoint: opts.endpoint });
+    this.timeoutMs = opts.timeoutMs ?? 5000;
   }
 
   async post(connectionId: string, message: unknown): Promise<PostResult> {
@@ -26,6 +29,7 @@ export class ApiGatewayBroadcaster implements Broadcaster {
           ConnectionId: connectionId,
           Data: new TextEncoder().encode(JSON.stringify(message)),
         }),
+        { abortSignal: AbortSignal.timeout(this.timeoutMs) },
       );
       return "sent";
     } catch (err) {
