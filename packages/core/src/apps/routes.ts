@@ -5,7 +5,7 @@ import { requireUser } from "../auth/middleware.ts";
 import type { AppEnv } from "../http/env.ts";
 import { listResponse, OwnedListQuery } from "../http/list.ts";
 import { idempotent } from "../http/middleware/idempotency.ts";
-import { bearer, jsonBody, jsonContent, pageOf, problems } from "../http/openapi.ts";
+import { bearer, changesOf, jsonBody, jsonContent, pageOf, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
 import { toApp } from "./entity.ts";
 import { masked, readEnv, writeEnv } from "./env.ts";
@@ -147,13 +147,7 @@ export const appRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
       summary: "Change an app",
       request: {
         params: IdParam,
-        body: jsonBody(
-          z
-            .object(fields)
-            .partial()
-            .strict()
-            .refine((b) => Object.keys(b).length > 0, { message: "Nothing to change" }),
-        ),
+        body: jsonBody(changesOf(fields)),
       },
       responses: { 200: jsonContent(AppSchema, "Updated"), ...problems(400, 401, 404, 409) },
     }),

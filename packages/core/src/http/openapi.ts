@@ -55,3 +55,11 @@ export const PageQuery = z.object({
 
 export const pageOf = <T extends z.ZodType>(item: T) =>
   z.object({ items: z.array(item), nextCursor: z.string().nullable() });
+
+/** A PUT/PATCH body: any of `fields`, nothing else, and at least one of them. */
+export const changesOf = <T extends z.ZodRawShape>(fields: T) =>
+  z
+    .object(fields)
+    .partial()
+    .strict()
+    .refine((b) => Object.keys(b).length > 0, { message: "Nothing to change" });

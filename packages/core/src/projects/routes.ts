@@ -3,7 +3,7 @@ import { actorOf } from "../actor.ts";
 import { requireUser } from "../auth/middleware.ts";
 import type { AppEnv } from "../http/env.ts";
 import { listResponse, OwnedListQuery } from "../http/list.ts";
-import { bearer, jsonBody, jsonContent, pageOf, problems } from "../http/openapi.ts";
+import { bearer, changesOf, jsonBody, jsonContent, pageOf, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
 import { toProject } from "./entity.ts";
 import { createProject, deleteProject, getProjectItem, listProjects, updateProject } from "./service.ts";
@@ -69,13 +69,7 @@ export const projectRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
       summary: "Rename or describe a project",
       request: {
         params: IdParam,
-        body: jsonBody(
-          z
-            .object(fields)
-            .partial()
-            .strict()
-            .refine((b) => Object.keys(b).length > 0, { message: "Nothing to change" }),
-        ),
+        body: jsonBody(changesOf(fields)),
       },
       responses: { 200: jsonContent(ProjectSchema, "Updated"), ...problems(400, 401, 404) },
     }),

@@ -3,7 +3,7 @@ import { actorOf } from "../actor.ts";
 import { requireUser } from "../auth/middleware.ts";
 import type { AppEnv } from "../http/env.ts";
 import { listResponse, OwnedListQuery } from "../http/list.ts";
-import { bearer, jsonBody, jsonContent, pageOf, problems } from "../http/openapi.ts";
+import { bearer, changesOf, jsonBody, jsonContent, pageOf, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
 import { toServer } from "./entity.ts";
 import { createServer, deleteServer, getServerItem, listServers, serverStatus, updateServer } from "./service.ts";
@@ -48,11 +48,7 @@ const CreateServer = z
   .object({ ...fields, sshPort: fields.sshPort.default(22) })
   .partial({ privateKey: true, passphrase: true, password: true })
   .strict();
-const UpdateServer = z
-  .object({ ...fields, hostKeyFingerprint: z.null() })
-  .partial()
-  .strict()
-  .refine((b) => Object.keys(b).length > 0, { message: "Nothing to change" });
+const UpdateServer = changesOf({ ...fields, hostKeyFingerprint: z.null() });
 
 const IdParam = z.object({ id: z.string().min(1).max(64) });
 const auth = { security: bearer, middleware: [requireUser], tags: ["servers"] };
