@@ -36,6 +36,14 @@ describe("rate limits", () => {
     }
     expect(statuses).toEqual([401, 401, 401, 429, 429]);
     expect(Number(last?.headers.get("retry-after"))).toBeGreaterThan(0);
+    // A dashboard checking its session is an ordinary API call, not a sign-in attempt.
+    const { token } = await t
+      .json<{ token: string }>("POST", "/api/auth/register", {
+        body: { username: "vera", email: "vera@example.com", password: STRONG_PASSWORD },
+        ip: "10.9.9.9",
+      })
+      .then((r) => r.body);
+    for (let i = 0; i < 6; i++) expect((await t.call("GET", "/api/auth/verify", { token })).status).toBe(200);
     expect(last?.headers.get("ratelimit-remaining")).toBe("0");
     expect(last?.headers.get("content-type")).toBe("application/problem+json");
   });

@@ -27,6 +27,8 @@ import { type RequestRecord, requestLog } from "./middleware/request-log.ts";
 import { onError, problem, validationHook } from "./problem.ts";
 
 const WEBHOOK_BODY_LIMIT = 10 * 1024 * 1024;
+/** Where passwords are tried or tokens issued: `HOIST_RATE_LIMIT_AUTH` per client IP. */
+const CREDENTIAL_ROUTES = /^\/api\/auth\/(register|login|refresh|github\/(login|callback))\/?$/;
 
 export interface AppOptions {
   /** Sees one record per request (method, path, status, duration): the `logs:all` stream. */
@@ -96,12 +98,14 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
   app.use("/api/*", requireJsonBody, (c, next) =>
     (c.req.path.startsWith("/api/webhooks/") ? webhookBody : apiBody)(c, next),
   );
-  // Per client IP: tight on sign-in routes, looser elsewhere (per user too, in requireUser).
+  // Per client IP: tight where credentials are tried or tokens minted, looser elsewhere
+  // (and per user too, in requireUser). A dashboard's verify/me calls are ordinary API calls.
   // GitHub's webhook deliveries are authenticated by signature instead.
-  app.use("/api/auth/*", rateLimitByIp("auth"));
+  const authLimit = rateLimitByIp("auth");
+  const apiLimit = rateLimitByIp("api");
   app.use("/api/*", async (c, next) => {
-    if (c.req.path.startsWith("/api/auth/") || c.req.path.startsWith("/api/webhooks/")) return next();
-    return rateLimitByIp("api")(c, next);
+    if (c.req.path.startsWith("/api/webhooks/")) return next();
+    return (CREDENTIAL_ROUTES.test(c.req.path) ? authLimit : apiLimit)(c, next);
   });
 
   app.route("/", healthRoutes);
