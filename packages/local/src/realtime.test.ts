@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { loadConfig } from "@hoist/core/config";
 import { createLogger } from "@hoist/core/logger";
 import { channelPk, subscriptionKey } from "@hoist/core/realtime/publish";
+import { fetchApi } from "@hoist/core/testing/fetch-api";
 import { startTestSshServer, type TestSshServer } from "@hoist/core/testing/ssh-server";
 import { eventually } from "@hoist/core/testing/workers";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -20,17 +21,7 @@ let member: { token: string; id: string };
 let appId: string;
 let appDir: string;
 
-const api = async <T = Json>(method: string, path: string, token?: string, body?: unknown) => {
-  const res = await fetch(`${runtime.url}${path}`, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body ? { "content-type": "application/json" } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, body: (await res.json()) as T };
-};
+const api = fetchApi(() => runtime.url);
 
 async function register(username: string) {
   const res = await api<{ token: string; user: { id: string } }>("POST", "/api/auth/register", undefined, {
@@ -259,6 +250,15 @@ describe("WebSocket API", () => {
     await watcher.subscribe(`app:${appId}`);
     const ops = await Client.open(admin.token);
     expect(await ops.subscribe("logs:all")).toMatchObject({ type: "subscribed" });
+    // Whether anyone listens to logs:all is looked up at most once a second: wait until the stream flows.
+    await eventually(
+      async () => {
+        await api("GET", "/api/auth/me", member.token);
+        return ops.messages.some((m) => m.type === "request" && m.path === "/api/auth/me");
+      },
+      5000,
+      "the request stream to flow",
+    );
     await api("POST", `/api/apps/${appId}/start`, member.token, { timeout: 0 });
     await eventually(
       async () => watcher.messages.find((m) => m.type === "status" && m.status === "running"),
