@@ -15,7 +15,17 @@ import { loadConfig } from "@hoist/core/config";
 import { recordRequest } from "@hoist/core/usage/service";
 import { type Runtime, startRuntime } from "@hoist/local/runtime";
 import { decodeProtectedHeader, jwtVerify } from "jose";
-import { type DriveResult, drive, ms, removeDir, type Suite, type Summary, summarize, tempDir } from "./lib.ts";
+import {
+  type DriveResult,
+  drive,
+  driveCells,
+  ms,
+  removeDir,
+  type Suite,
+  type Summary,
+  summarize,
+  tempDir,
+} from "./lib.ts";
 
 // ───────────────────── shared with the apps suite ─────────────────────
 
@@ -289,16 +299,7 @@ export const auth: Suite = {
         {
           title: `auth — POST /api/auth/login over HTTP (one user, ${LOGINS} requests per row after ${LOGIN_WARMUP} warm-up)`,
           columns: ["conc", "ok", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "node CPU (cores)"],
-          rows: logins.map((r, i) => [
-            r.concurrency,
-            `${r.ok}/${r.requests}`,
-            r.rps.toFixed(1),
-            ms(r.latency.p50),
-            ms(r.latency.p95),
-            ms(r.latency.p99),
-            ms(r.latency.max),
-            loginCores[i]?.toFixed(2) ?? "–",
-          ]),
+          rows: logins.map((r, i) => [...driveCells(r, 1), loginCores[i]?.toFixed(2) ?? "–"]),
           notes: [
             `scrypt verify alone (above) p50 ${ms(verifySum.p50)} ms of a ${ms(loginP50)} ms login at c=1; the rest: 2 GetItem (guard, user), lockout GetItem + DeleteItem, audit PutItem, token TransactWriteItems, EdDSA sign.`,
           ],
@@ -306,15 +307,7 @@ export const auth: Suite = {
         {
           title: `auth — GET /api/auth/verify with a valid token, ${VERIFY_REQUESTS} requests per row after ${VERIFY_WARMUP} warm-up`,
           columns: ["conc", "ok", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms"],
-          rows: verifies.map((r) => [
-            r.concurrency,
-            `${r.ok}/${r.requests}`,
-            r.rps.toFixed(0),
-            ms(r.latency.p50),
-            ms(r.latency.p95),
-            ms(r.latency.p99),
-            ms(r.latency.max),
-          ]),
+          rows: verifies.map((r) => driveCells(r)),
           notes: [
             "Per request (requireUser): EdDSA verify, blocklist GetItem, user GetItem, usage UpdateItem on one item per user and month (awaited); rate limit off (HOIST_RATE_LIMIT_API=0 saves another UpdateItem).",
             ...problems,

@@ -27,7 +27,18 @@ import { createLogger } from "@hoist/core/logger";
 import type { Executor } from "@hoist/core/servers/ssh";
 import { startTestSshServer, type TestSshServer } from "@hoist/core/testing/ssh-server";
 import { type Runtime, startRuntime } from "@hoist/local/runtime";
-import { freePort, ms, removeDir, type Suite, type Summary, sleep, summarize, type Table, tempDir } from "./lib.ts";
+import {
+  driveCells,
+  freePort,
+  ms,
+  removeDir,
+  type Suite,
+  type Summary,
+  sleep,
+  summarize,
+  type Table,
+  tempDir,
+} from "./lib.ts";
 
 // ───────────────────────────── shared with realtime.ts ─────────────────────────────
 
@@ -565,16 +576,7 @@ export const deploys: Suite = {
     }
 
     // ───────── tables ─────────
-    const lat = (label: string, r: Omit<PushRound, "drainMs">) => [
-      label,
-      r.concurrency,
-      `${r.ok}/${r.requests}`,
-      r.rps.toFixed(0),
-      ms(r.latency.p50),
-      ms(r.latency.p95),
-      ms(r.latency.p99),
-      ms(r.latency.max),
-    ];
+    const lat = (label: string, r: Omit<PushRound, "drainMs">) => [label, ...driveCells(r)];
     const problems = [...rounds, ...(dup ? [dup] : [])].flatMap((r) =>
       Object.entries(r.problems).map(([k, n]) => `! ${r.label} c=${r.concurrency}: ${n}× ${k}`),
     );

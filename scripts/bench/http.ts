@@ -2,7 +2,16 @@
  * Latency and throughput of the embedded runtime's health endpoints:
  * /health/ready (one DynamoDB GetItem on DynamoDB Local) and /health (no I/O).
  */
-import { type DriveResult, drive, type HoistProcess, mb, ms, removeDir, type Suite, startHoist } from "./lib.ts";
+import {
+  type DriveResult,
+  drive,
+  driveCells,
+  type HoistProcess,
+  mb,
+  removeDir,
+  type Suite,
+  startHoist,
+} from "./lib.ts";
 
 const ENDPOINTS = ["/health/ready", "/health"];
 const CONCURRENCY = [1, 16];
@@ -54,16 +63,7 @@ export const http: Suite = {
         {
           title: `http — embedded runtime (\`npm start\`), ${REQUESTS} requests per row after ${WARMUP} warm-up, fetch keep-alive`,
           columns: ["endpoint", "conc", "ok", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms"],
-          rows: results.map(({ path, result: r }) => [
-            path,
-            r.concurrency,
-            `${r.ok}/${r.requests}`,
-            r.rps.toFixed(0),
-            ms(r.latency.p50),
-            ms(r.latency.p95),
-            ms(r.latency.p99),
-            ms(r.latency.max),
-          ]),
+          rows: results.map(({ path, result: r }) => [path, ...driveCells(r)]),
           notes: [
             `Hoist node RSS ${mb(rss.nodeReady)} → ${mb(rss.nodeAfter)} MiB, java ${mb(rss.javaReady)} → ${mb(rss.javaAfter)} MiB (ready → after the load).`,
             "Client, server, DynamoDB Local share this machine's cores; the server logs one JSON line per request (default level info).",

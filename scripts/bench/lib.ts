@@ -6,10 +6,10 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../../packages/local/src/dynamodb-local.ts";
 
 /** The repository root (scripts/bench/ → ../..). */
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -115,6 +115,22 @@ export interface DriveResult {
  * body before the next request. Node's fetch (undici) keeps connections alive,
  * so each worker reuses its connection.
  */
+/** The usual cells of a driven row: concurrency, ok/requests, req/s, p50, p95, p99, max. */
+export function driveCells(
+  r: Pick<DriveResult, "concurrency" | "ok" | "requests" | "rps" | "latency">,
+  rpsDigits = 0,
+): (string | number)[] {
+  return [
+    r.concurrency,
+    `${r.ok}/${r.requests}`,
+    r.rps.toFixed(rpsDigits),
+    ms(r.latency.p50),
+    ms(r.latency.p95),
+    ms(r.latency.p99),
+    ms(r.latency.max),
+  ];
+}
+
 export async function drive(opts: DriveOptions): Promise<DriveResult> {
   const expect = opts.expectStatus ?? 200;
   const latencies: number[] = [];
@@ -158,17 +174,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export async function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => ok(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
+export { freePort };
 
 const tempDirs = new Set<string>();
 /** Set by cleanup(): nothing new is started or created after it. */

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "@hoist/core/config";
 import { createLogger } from "@hoist/core/logger";
+import { fetchApi } from "@hoist/core/testing/fetch-api";
 import { startTestSshServer, type TestSshServer } from "@hoist/core/testing/ssh-server";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -14,7 +15,6 @@ const CHROMIUM = "/usr/bin/chromium";
 const PASSWORD = "correct horse battery staple";
 const LINES = 20;
 
-type Json = Record<string, unknown>;
 let runtime: Runtime;
 let ssh: TestSshServer;
 let browser: Browser;
@@ -25,17 +25,7 @@ const pageErrors: string[] = [];
 /** Every request the page makes, as `METHOD path`. */
 const requests: string[] = [];
 
-const api = async <T = Json>(method: string, path: string, token?: string, body?: unknown) => {
-  const res = await fetch(`${runtime.url}${path}`, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body ? { "content-type": "application/json" } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, body: (await res.json()) as T };
-};
+const api = fetchApi(() => runtime.url);
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {

@@ -6,6 +6,7 @@ import type { QueueJobItem } from "../adapters/local/table-queue.ts";
 import { auditKeys } from "../audit/entity.ts";
 import { listDeployments } from "../deployments/service.ts";
 import { createApp } from "../http/app.ts";
+import { makeApps } from "../testing/github-setup.ts";
 import { type TestClient, testClient } from "../testing/http.ts";
 import { CLAIM_STALE_MS, type DeliveryItem, deliveryKey } from "./entity.ts";
 
@@ -86,23 +87,7 @@ beforeAll(async () => {
   bob = { token: b.token, id: b.user.id };
 
   async function setup(user: { token: string; id: string }, list: [string, Json | null][]) {
-    const post = async (path: string, body: Json) => {
-      const res = await t.json<Json>("POST", path, { token: user.token, body });
-      expect(res.status, JSON.stringify(res.body)).toBe(201);
-      return res.body.id as string;
-    };
-    // Any address: no SSH happens on a webhook.
-    const serverId = await post("/api/servers", {
-      name: "box",
-      address: "192.0.2.10",
-      sshUser: "deploy",
-      password: "not-used-123",
-    });
-    const projectId = await post("/api/projects", { name: "shop" });
-    for (const [name, repository] of list) {
-      const id = await post("/api/apps", { name, projectId, serverId, cdPath: `/srv/${name}`, repository });
-      apps[name] = { id, ownerId: user.id };
-    }
+    for (const [name, id] of Object.entries(await makeApps(t, user, list))) apps[name] = { id, ownerId: user.id };
   }
 
   await setup(alice, [
