@@ -21,9 +21,16 @@ describe("account lockout", () => {
   });
 });
 
+/** Rate windows are fixed minutes: start a burst well inside one, so the window cannot roll over mid-test. */
+async function awayFromWindowEdge(): Promise<void> {
+  const intoMinute = Date.now() % 60_000;
+  if (intoMinute > 50_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 100));
+}
+
 describe("rate limits", () => {
   it("answers 429 with Retry-After and RateLimit headers past the per-minute limit", async () => {
     const t = await testClient({ HOIST_RATE_LIMIT_AUTH: "3", HOIST_RATE_LIMIT_API: "0" });
+    await awayFromWindowEdge();
     const statuses: number[] = [];
     let last: Response | undefined;
     for (let i = 0; i < 5; i++) {
@@ -52,6 +59,7 @@ describe("rate limits", () => {
     const t = await testClient({ HOIST_RATE_LIMIT_AUTH: "0", HOIST_RATE_LIMIT_API: "4" });
     const rita = await t.register("rita");
     const sam = await t.register("sam");
+    await awayFromWindowEdge();
     const statuses: number[] = [];
     for (let i = 1; i <= 5; i++)
       statuses.push((await t.call("GET", "/api/audit-logs", { token: rita.token, ip: `10.0.0.${i}` })).status);
