@@ -7,6 +7,8 @@ export interface DeployQueueProps {
   visibilityTimeout: Duration;
   /** Receives before a message moves to the DLQ (HOIST_QUEUE_MAX_ATTEMPTS on the embedded runtime). */
   maxReceiveCount: number;
+  /** A fixed name, so functions created before the queue can address it (see stacks/Schedules.ts). */
+  queueName?: string;
 }
 
 /** The deploy job queue and its dead-letter queue, both encrypted and TLS-only. */
@@ -24,6 +26,7 @@ export class DeployQueue extends Construct {
     this.queue = new Queue(this, "Queue", {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
+      queueName: props.queueName,
       visibilityTimeout: props.visibilityTimeout,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
     });

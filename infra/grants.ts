@@ -46,6 +46,6 @@ export function allowDecrypt(grantee: IGrantable, key: IKey): Grant {
 }
 
 /** Enqueue only; consuming is granted to the worker by its event source mapping. */
-export function allowSendMessage(grantee: IGrantable, queue: IQueue): Grant {
+export function allowSendMessage(grantee: IGrantable, queue: IQueue | { queueArn: string }): Grant {
   return Grant.addToPrincipal({ grantee, actions: ["sqs:SendMessage"], resourceArns: [queue.queueArn] });
 }

@@ -370,6 +370,7 @@ describe("functions", () => {
     expect(hoistVars(f.autoStop)).toEqual([
       "HOIST_AUTO_STOP_FUNCTION_ARN",
       "HOIST_KMS_KEY_ID",
+      "HOIST_QUEUE_URL",
       "HOIST_SCHEDULER_ROLE_ARN",
       "HOIST_SCHEDULE_GROUP",
       "HOIST_STAGE",
@@ -460,7 +461,7 @@ describe("IAM", () => {
     expect(allowed(worker, "iam:")).toEqual(["iam:PassRole"]);
     expect(allowed(worker, "execute-api:")).toEqual(["execute-api:ManageConnections"]);
 
-    expect(allowed(autoStop, "sqs:")).toEqual([]);
+    expect(allowed(autoStop, "sqs:")).toEqual(["sqs:SendMessage"]);
     expect(allowed(autoStop, "kms:")).toEqual(["kms:Decrypt"]);
     expect(allowed(autoStop, "scheduler:")).toEqual(schedules);
     expect(allowed(autoStop, "iam:")).toEqual(["iam:PassRole"]);

@@ -19,11 +19,12 @@ export const MAX_RECEIVE_COUNT = 5;
 export function Jobs({ stack }: StackContext) {
   const { table, key } = use(Data);
   const realtime = use(Realtime);
-  const { scheduling, autoStopArn } = use(Schedules);
+  const { scheduling, autoStopArn, deployQueueName } = use(Schedules);
 
   const { queue, deadLetterQueue } = new DeployQueue(stack, "DeployQueue", {
     visibilityTimeout: Duration.seconds(QUEUE_VISIBILITY_SECONDS),
     maxReceiveCount: MAX_RECEIVE_COUNT,
+    queueName: deployQueueName,
   });
 
   const worker = hoistFunction(stack, "DeployWorker", {

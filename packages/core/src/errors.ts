@@ -70,6 +70,14 @@ export class RateLimitedError extends HoistError {
   }
 }
 
+/** A dependency Hoist needs (the queue, KMS, GitHub) failed; nothing was left half done. */
+export class ServiceUnavailableError extends HoistError {
+  override name = "ServiceUnavailableError";
+  constructor(message: string) {
+    super(503, "unavailable", message, { headers: { "Retry-After": "5" } });
+  }
+}
+
 /** A store precondition did not hold (DynamoDB ConditionalCheckFailed, or a cancelled transaction). */
 export class ConditionFailedError extends Error {
   override name = "ConditionFailedError";

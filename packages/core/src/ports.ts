@@ -16,6 +16,8 @@ export const JobSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("deploy"), deploymentId: id }),
   z.object({ type: z.literal("app-start"), ownerId: id, appId: id, runId: id }),
   z.object({ type: z.literal("app-stop"), ownerId: id, appId: id, runId: id }),
+  /** Look at what the app needs next; with `holder`, a watchdog for that holder of the app's lock. */
+  z.object({ type: z.literal("app-wake"), ownerId: id, appId: id, holder: id.optional() }),
 ]);
 export type Job = z.infer<typeof JobSchema>;
 

@@ -246,6 +246,13 @@ describe("WebSocket API", () => {
   }, 60_000);
 
   it("streams app status changes, and the request log to admins without bodies or tokens", async () => {
+    // The deploys above left the app running (a successful deploy starts it): stop it first.
+    await api("POST", `/api/apps/${appId}/stop`, member.token);
+    await eventually(
+      async () => (await api<{ status: string }>("GET", `/api/apps/${appId}`, member.token)).body.status === "stopped",
+      10_000,
+      "stopped before the test",
+    );
     const watcher = await Client.open(member.token);
     await watcher.subscribe(`app:${appId}`);
     const ops = await Client.open(admin.token);

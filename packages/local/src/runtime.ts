@@ -11,7 +11,6 @@ import { TableScheduler } from "@hoist/core/adapters/local/table-scheduler";
 import { fileKeySet } from "@hoist/core/auth/keys";
 import type { Config } from "@hoist/core/config";
 import { createApp } from "@hoist/core/http/app";
-import { startLocalWorkers } from "@hoist/core/jobs/local-workers";
 import { createLogger, type Logger } from "@hoist/core/logger";
 import type { Deps } from "@hoist/core/ports";
 import { createWsHandler } from "@hoist/core/realtime/ws-handler";
@@ -20,6 +19,7 @@ import { DynamoStore } from "@hoist/core/store/dynamo-store";
 import { createTableInput, table } from "@hoist/core/store/table";
 import { createAdaptorServer } from "@hono/node-server";
 import { type DynamoDbLocal, dynamoClient, startDynamoDbLocal } from "./dynamodb-local.ts";
+import { startLocalWorkers } from "./workers.ts";
 import { WsGateway } from "./ws-gateway.ts";
 
 export interface Runtime {
@@ -75,6 +75,7 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
       maxAttempts: config.queue.maxAttempts,
       visibilitySeconds: config.queue.visibilitySeconds,
       logger,
+      reclaimOnStart: true,
     });
     const schedules = new TableQueue({
       store,
@@ -82,6 +83,7 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
       maxAttempts: config.queue.maxAttempts,
       visibilitySeconds: 300,
       logger,
+      reclaimOnStart: true,
     });
     const scheduler = new TableScheduler(schedules);
 

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Actor } from "../actor.ts";
 import { auditAction, recordAudit } from "../audit/service.ts";
-import { ConditionFailedError, ConflictError, NotFoundError } from "../errors.ts";
+import { ConditionFailedError, ConflictError, NotFoundError, ServiceUnavailableError } from "../errors.ts";
 import type { Deps, Job, ScheduledEvent } from "../ports.ts";
 import { publish } from "../realtime/publish.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
@@ -9,6 +9,7 @@ import { SshError } from "../servers/ssh.ts";
 import { cond } from "../store/store.ts";
 import { recordRunningMinutes } from "../usage/service.ts";
 import { type AppItem, type AppStatus, appKey, commandsOf } from "./entity.ts";
+import { type AppLockItem, type LockWork, withHeartbeat } from "./lock.ts";
 import { runAppCommand } from "./remote.ts";
 
 /** One auto-stop schedule per app; starting again moves it, stopping deletes it. */
@@ -75,7 +76,7 @@ export async function startApp(
   } catch (err) {
     throw await transitionError(deps, actor.userId, appId, err, "start");
   }
-  await deps.queue.send({ type: "app-start", ownerId: actor.userId, appId, runId });
+  await enqueueOrFail(deps, app, { type: "app-start", ownerId: actor.userId, appId, runId });
   await announce(deps, app, "starting");
   await auditAction(deps, actor, "app", "app.start", appId, { timeout: timeoutMinutes ?? app.autoStopTimeout });
   return answer(app, "Starting");
@@ -85,7 +86,7 @@ export async function startApp(
 export async function stopApp(deps: Deps, actor: Actor, appId: string): Promise<LifecycleAnswer> {
   const app = await beginStop(deps, actor.userId, appId, ["running", "error"]);
   await deps.scheduler.cancel(autoStopScheduleName(appId));
-  await deps.queue.send({ type: "app-stop", ownerId: actor.userId, appId, runId: app.runId ?? "none" });
+  await enqueueOrFail(deps, app, { type: "app-stop", ownerId: actor.userId, appId, runId: app.runId ?? "none" });
   await announce(deps, app, "stopping");
   await auditAction(deps, actor, "app", "app.stop", appId, {});
   return answer(app, "Stopping");
@@ -148,6 +149,18 @@ async function beginStop(
   return { ...before, status: "stopping" };
 }
 
+/** A transition whose job cannot be queued ends `error` at once, instead of waiting for a worker that never comes. */
+async function enqueueOrFail(deps: Deps, app: AppItem, job: Extract<Job, { type: "app-start" | "app-stop" }>) {
+  try {
+    await deps.queue.send(job);
+  } catch (err) {
+    deps.logger.error("could not queue an app job", { appId: app.id, type: job.type, error: err });
+    const verb = job.type === "app-start" ? "start" : "stop";
+    await fail(deps, app, `Hoist could not queue the ${verb} (its job queue failed); try again`, null, []);
+    throw new ServiceUnavailableError(`Could not queue the ${verb}; the app is now error. Try again`);
+  }
+}
+
 async function transitionError(deps: Deps, ownerId: string, appId: string, err: unknown, verb: string): Promise<Error> {
   if (!(err instanceof ConditionFailedError)) return err as Error;
   const app = await deps.store.get<AppItem>(appKey(ownerId, appId));
@@ -195,33 +208,119 @@ async function fail(deps: Deps, app: AppItem, message: string, exitCode: number 
   });
 }
 
-/** Runs the start or stop command for the run the job names; a stale job (another run since) does nothing. */
-async function runCommand(deps: Deps, job: Extract<Job, { type: "app-start" | "app-stop" }>) {
-  const expected: AppStatus = job.type === "app-start" ? "starting" : "stopping";
-  const app = await deps.store.get<AppItem>(appKey(job.ownerId, job.appId));
-  if (!app || app.status !== expected || (job.type === "app-start" && app.runId !== job.runId)) {
-    deps.logger.info("stale app job; nothing to do", { type: job.type, appId: job.appId });
+/** The transition in progress, as work for the app's lock, if the app is `starting` or `stopping`. */
+export type Transition = Extract<LockWork, { kind: "start" | "stop" }>;
+
+export function pendingTransition(app: AppItem): Transition | undefined {
+  if (app.status === "starting" && app.runId) return { kind: "start", runId: app.runId };
+  if (app.status === "stopping") return { kind: "stop", runId: app.runId ?? "none" };
+  return undefined;
+}
+
+/**
+ * Runs the start or stop command of the transition in progress, holding the
+ * app's lock (renewed while it runs). Every way it can end leaves the app
+ * `running`, `stopped` or `error` with the reason. False when the transition
+ * was no longer in progress.
+ */
+export async function runTransition(deps: Deps, app: AppItem, lock: AppLockItem): Promise<boolean> {
+  const work = pendingTransition(app);
+  const held = lock.work;
+  if (!work || held.kind !== work.kind || held.runId !== work.runId) return false;
+  const verb = work.kind;
+  try {
+    const server = await serverOf(deps, app);
+    if (!server) await fail(deps, app, "The app's server no longer exists", null, []);
+    else if (!server.credentials)
+      await fail(deps, app, "The server has no SSH credentials; add a privateKey or password to it", null, []);
+    else {
+      const command = verb === "start" ? commandsOf(app).start : commandsOf(app).stop;
+      const result = await withHeartbeat(deps, lock, () => runAppCommand(deps, app, server, command));
+      if (result.exitCode !== 0) {
+        const why =
+          result.exitCode === null ? `killed by ${result.signal ?? "a signal"}` : `exited with ${result.exitCode}`;
+        await fail(deps, app, `The ${verb} command ${why}`, result.exitCode, [
+          ...result.stdoutTail,
+          ...result.stderrTail,
+        ]);
+      } else if (verb === "start") await markRunning(deps, app);
+      else await markStopped(deps, app);
+    }
+  } catch (err) {
+    if (err instanceof SshError) await fail(deps, app, err.message, null, []);
+    else {
+      deps.logger.error("app command failed inside Hoist", { appId: app.id, verb, error: err });
+      await fail(deps, app, `Hoist could not run the ${verb} command: ${messageOf(err)}`, null, []);
+    }
+  }
+  return true;
+}
+
+/** A start or stop whose worker died mid-run (its lease lapsed): `error`, saying so. */
+export async function failStrandedTransition(deps: Deps, app: AppItem, work: Transition): Promise<void> {
+  const pending = pendingTransition(app);
+  if (!pending || pending.kind !== work.kind || pending.runId !== work.runId) return;
+  await fail(
+    deps,
+    app,
+    `The worker running the ${work.kind} command stopped mid-run (its lease lapsed); ${work.kind} the app again`,
+    null,
+    [],
+  );
+}
+
+/**
+ * A deploy succeeded: the app is up. A stopped (or failed) app becomes a new
+ * run: `running`, `startedAt` now, metered from now, auto-stop scheduled from
+ * its `autoStopTimeout`. A running app keeps its run, and its auto-stop moves
+ * no earlier than a full timeout from now. A start or stop in progress is left
+ * to finish.
+ */
+export async function markDeployed(deps: Deps, ownerId: string, appId: string): Promise<void> {
+  const app = await deps.store.get<AppItem>(appKey(ownerId, appId), { consistent: true });
+  if (!app) return;
+  const now = Date.now();
+  const minutes = app.status === "running" ? (app.runTimeout ?? app.autoStopTimeout) : app.autoStopTimeout;
+  const fromNow = minutes > 0 ? now + minutes * MINUTE : null;
+  if (app.status === "running") {
+    if (!fromNow || (app.stopsAt && app.stopsAt >= fromNow)) return;
+    const moved = await deps.store
+      .update<AppItem>(appKey(ownerId, appId), {
+        set: { stopsAt: fromNow, updatedAt: now },
+        condition: cond.and(cond.eq("status", "running"), cond.eq("runId", app.runId)),
+      })
+      .catch(ignoreConditionFailure);
+    if (moved) await scheduleAutoStop(deps, moved);
     return;
   }
-  const server = await serverOf(deps, app);
-  if (!server) return fail(deps, app, "The app's server no longer exists", null, []);
-  const command = job.type === "app-start" ? commandsOf(app).start : commandsOf(app).stop;
-  let result: Awaited<ReturnType<typeof runAppCommand>>;
+  if (app.status !== "stopped" && app.status !== "error") return;
+  const runId = randomBytes(9).toString("base64url");
   try {
-    result = await runAppCommand(deps, app, server, command);
-  } catch (err) {
-    if (err instanceof SshError) return fail(deps, app, err.message, null, []);
-    throw err;
-  }
-  if (result.exitCode !== 0) {
-    const why =
-      result.exitCode === null ? `killed by ${result.signal ?? "a signal"}` : `exited with ${result.exitCode}`;
-    return fail(deps, app, `The ${job.type === "app-start" ? "start" : "stop"} command ${why}`, result.exitCode, [
-      ...result.stdoutTail,
-      ...result.stderrTail,
+    await deps.store.transact([
+      {
+        update: {
+          ...appKey(ownerId, appId),
+          set: {
+            status: "running",
+            runId,
+            runTimeout: null,
+            startedAt: now,
+            stopsAt: fromNow,
+            lastError: null,
+            updatedAt: now,
+          },
+          condition: cond.and(cond.eq("status", app.status), cond.eq("runId", app.runId)),
+        },
+      },
+      { update: { ...serverKey(ownerId, app.serverId), add: { runningAppsCount: 1 }, condition: cond.exists() } },
     ]);
+  } catch (err) {
+    ignoreConditionFailure(err);
+    return;
   }
-  return job.type === "app-start" ? markRunning(deps, app) : markStopped(deps, app);
+  const running: AppItem = { ...app, status: "running", runId, runTimeout: null, startedAt: now, stopsAt: fromNow };
+  await scheduleAutoStop(deps, running);
+  await announce(deps, running, "running", { reason: "deploy" });
 }
 
 async function markRunning(deps: Deps, app: AppItem) {
@@ -263,22 +362,27 @@ async function markStopped(deps: Deps, app: AppItem) {
   await announce(deps, { ...app, startedAt: null, stopsAt: null }, "stopped");
 }
 
-export const runAppJob = (job: Extract<Job, { type: "app-start" | "app-stop" }>, deps: Deps) => runCommand(deps, job);
+function ignoreConditionFailure(err: unknown): undefined {
+  if (!(err instanceof ConditionFailedError)) throw err;
+  return undefined;
+}
+
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 500);
 
 /**
  * The auto-stop schedule fired. Stops the app only if it is still the run the
  * schedule was made for and its (possibly extended) time has come; a stale
- * schedule does nothing.
+ * schedule does nothing. Answers whether a stop began.
  */
-export async function autoStop(event: Extract<ScheduledEvent, { type: "auto-stop" }>, deps: Deps): Promise<void> {
+export async function autoStop(event: Extract<ScheduledEvent, { type: "auto-stop" }>, deps: Deps): Promise<boolean> {
   const app = await deps.store.get<AppItem>(appKey(event.ownerId, event.appId));
-  if (app?.status !== "running" || app.runId !== event.runId) return;
-  if (app.stopsAt && app.stopsAt > Date.now() + 5_000) return;
+  if (app?.status !== "running" || app.runId !== event.runId) return false;
+  if (app.stopsAt && app.stopsAt > Date.now() + 5_000) return false;
   let stopping: AppItem;
   try {
     stopping = await beginStop(deps, event.ownerId, event.appId, ["running"], event.runId);
   } catch (err) {
-    if (err instanceof ConflictError) return;
+    if (err instanceof ConflictError) return false;
     throw err;
   }
   await announce(deps, stopping, "stopping", { reason: "auto-stop" });
@@ -289,5 +393,5 @@ export async function autoStop(event: Extract<ScheduledEvent, { type: "auto-stop
     resourceId: app.id,
     details: { reason: "timeout", timeout: app.autoStopTimeout, startedAt: app.startedAt },
   });
-  await runCommand(deps, { type: "app-stop", ownerId: app.ownerId, appId: app.id, runId: stopping.runId ?? "none" });
+  return true; // the caller runs the stop under the app's lock
 }

@@ -59,3 +59,19 @@ export async function runAppCommand(
   await pinHostKey(deps, server, result.hostKeyFingerprint);
   return result;
 }
+
+/** The commit checked out in the app's directory (`git rev-parse HEAD`), or null when it is not a git checkout. */
+export async function readRemoteHead(deps: Deps, app: AppItem, server: ServerItem): Promise<string | null> {
+  try {
+    const result = await deps.executor.exec(
+      await targetFor(deps, server),
+      buildScript({ cwd: app.cdPath, command: "git rev-parse --verify --quiet HEAD" }),
+      { timeoutMs: deps.config.ssh.statusTimeoutMs, connectTimeoutMs: deps.config.ssh.connectTimeoutMs },
+    );
+    const sha = result.stdoutTail.at(-1)?.trim() ?? "";
+    return result.exitCode === 0 && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(sha) ? sha : null;
+  } catch (err) {
+    deps.logger.warn("could not read the deployed commit", { appId: app.id, error: err });
+    return null;
+  }
+}

@@ -6,10 +6,11 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AppItem } from "../apps/entity.ts";
 import { appKey } from "../apps/entity.ts";
+import { appLockKey } from "../apps/lock.ts";
 import { ownerWithServer, type TestClient, testClient } from "../testing/http.ts";
 import { startTestSshServer, type TestSshServer } from "../testing/ssh-server.ts";
 import { eventually, startWorkers } from "../testing/workers.ts";
-import { deployLockKey, deploymentKey } from "./entity.ts";
+import { deploymentKey } from "./entity.ts";
 import { queueDeployment } from "./service.ts";
 
 type Json = Record<string, unknown>;
@@ -273,10 +274,14 @@ describe("deployments", () => {
       set: { status: "running", startedAt: Date.now() - 60_000, leaseUntil: Date.now() - 30_000 },
     });
     await t.deps.store.put({
-      ...deployLockKey(app.id),
-      entity: "deploy-lock",
-      holder: dead.id,
+      ...appLockKey(app.id),
+      entity: "app-lock",
+      appId: app.id,
+      ownerId: userId,
+      holder: "a-dead-worker",
+      work: { kind: "deploy", deploymentId: dead.id },
       leaseUntil: Date.now() - 30_000,
+      acquiredAt: Date.now() - 60_000,
     });
     // The redelivered message finds it.
     await t.deps.queue.send({ type: "deploy", deploymentId: dead.id });

@@ -60,7 +60,17 @@ export type LogLine = {
 export const deploymentKey = (id: string): Key => ({ pk: `DEP#${id}`, sk: "DEP" });
 export const appDeploymentsPk = (appId: string) => `APP#${appId}#DEPS`;
 export const ownerDeploymentsPk = (ownerId: string) => `OWNER#${ownerId}#DEPS`;
-export const deployLockKey = (appId: string): Key => ({ pk: `APP#${appId}`, sk: "DEPLOCK" });
+/**
+ * An app's queued deployments, and only those: one marker item each on the
+ * table's own key, so the worker reads them consistently and never filters.
+ * Written with the deployment; deleted in the transaction that moves it on.
+ */
+export const queuedPk = (appId: string) => `APP#${appId}#QUEUED`;
+export const queuedKey = (d: Pick<DeploymentItem, "appId" | "queuedAt" | "id">): Key => ({
+  pk: queuedPk(d.appId),
+  sk: sortOf(d.queuedAt, d.id),
+});
+export type QueuedItem = Key & { entity: "queued-deployment"; deploymentId: string; appId: string; ownerId: string };
 export const logKey = (deploymentId: string, seq: number): Key => ({
   pk: `DEP#${deploymentId}`,
   sk: `LOG#${String(seq).padStart(10, "0")}`,

@@ -2,10 +2,14 @@ import type { Actor } from "../actor.ts";
 import type { AppItem } from "../apps/entity.ts";
 import { getAppItem } from "../apps/service.ts";
 import { recordAudit } from "../audit/service.ts";
-import { ConditionFailedError, ConflictError, NotFoundError } from "../errors.ts";
+import { z } from "zod";
+import { ConditionFailedError, ConflictError, NotFoundError, ServiceUnavailableError, ValidationError } from "../errors.ts";
+import { githubClientFor, repoPath } from "../github/repos.ts";
+import { GitHubApiError } from "../github/rest.ts";
 import { newId } from "../ids.ts";
 import type { Deps } from "../ports.ts";
 import { cond } from "../store/store.ts";
+import { type UserItem, userKeys } from "../users/entity.ts";
 import {
   appDeploymentsPk,
   type Deployment,
@@ -20,6 +24,7 @@ import {
   type Trigger,
   toDeployment,
 } from "./entity.ts";
+import { leaveQueue, queueOps } from "./queued.ts";
 
 export interface NewDeployment {
   trigger: Trigger;
@@ -71,8 +76,19 @@ export async function queueDeployment(
     gsi2pk: ownerDeploymentsPk(app.ownerId),
     gsi2sk: sortOf(now, id),
   };
-  await deps.store.put(item, { condition: cond.notExists() });
-  await deps.queue.send({ type: "deploy", deploymentId: id });
+  await deps.store.transact(queueOps(item));
+  try {
+    await deps.queue.send({ type: "deploy", deploymentId: id });
+  } catch (err) {
+    // No job, no worker: the deployment ends now rather than waiting for one that never comes.
+    deps.logger.error("could not queue a deployment", { deploymentId: id, error: err });
+    await leaveQueue(deps, item, {
+      status: "failed",
+      finishedAt: Date.now(),
+      error: "Hoist could not queue the deployment (its job queue failed); deploy again",
+    }).catch(() => undefined); // taken by a worker woken for another deployment: it runs after all
+    throw new ServiceUnavailableError("Could not queue the deployment; try again");
+  }
   await recordAudit(deps, {
     userId: app.ownerId,
     action: "deployment.trigger",
@@ -94,9 +110,49 @@ export async function getDeploymentItem(
   return item;
 }
 
+/**
+ * A manual deploy. A `sha` is deployed as given; otherwise the ref (default:
+ * the app's branch) is resolved to a commit through GitHub where the owner
+ * has a token, and failing that the target checks out `origin/<branch>` and
+ * the deployment records the commit it ended on.
+ */
 export async function deployApp(deps: Deps, actor: Actor, appId: string, input: { ref?: string; sha?: string }) {
   const app = await getAppItem(deps, actor.userId, appId);
-  return queueDeployment(deps, app, { trigger: "manual", ref: input.ref ?? null, commitSha: input.sha ?? null }, actor);
+  const ref = input.ref ?? app.repository?.branch ?? null;
+  const commit = input.sha
+    ? { commitSha: input.sha }
+    : ref && app.repository
+      ? await resolveRef(deps, actor.userId, app.repository.fullName, ref)
+      : {};
+  return queueDeployment(deps, app, { trigger: "manual", ref, ...commit }, actor);
+}
+
+const GitHubCommit = z.object({
+  sha: z.string().regex(/^[0-9a-f]{40}$/),
+  commit: z.object({ message: z.string(), author: z.object({ name: z.string() }).nullish() }),
+});
+
+async function resolveRef(
+  deps: Deps,
+  ownerId: string,
+  fullName: string,
+  ref: string,
+): Promise<Pick<NewDeployment, "commitSha" | "commitMessage" | "author">> {
+  const user = await deps.store.get<UserItem>(userKeys.user(ownerId));
+  if (!user?.githubToken) return {};
+  try {
+    const gh = await githubClientFor(deps, user);
+    const { data } = await gh.request("GET", `${repoPath(fullName)}/commits/${encodeURIComponent(ref)}`, GitHubCommit);
+    return { commitSha: data.sha, commitMessage: data.commit.message, author: data.commit.author?.name ?? null };
+  } catch (err) {
+    if (err instanceof GitHubApiError && [404, 422].includes(err.githubStatus))
+      throw new ValidationError(`${fullName} has no branch or commit named ${JSON.stringify(ref)}`, [
+        { path: "body.ref", message: "Not a branch, tag or commit of the app's repository" },
+      ]);
+    // GitHub unreachable: the target resolves the branch itself (and the deployment records what it got).
+    deps.logger.warn("could not resolve a ref through GitHub; the target will", { ref, error: err });
+    return {};
+  }
 }
 
 /** Same sha again (a rollback when the deployment is older than the current one). */
@@ -165,9 +221,10 @@ export async function cancelDeployment(deps: Deps, actor: Actor, id: string): Pr
   try {
     const after =
       item.status === "queued"
-        ? await deps.store.update<DeploymentItem>(deploymentKey(id), {
-            set: { status: "cancelled", finishedAt: Date.now(), error: "Cancelled before it started" },
-            condition: cond.eq("status", "queued"),
+        ? await leaveQueue(deps, item, {
+            status: "cancelled",
+            finishedAt: Date.now(),
+            error: "Cancelled before it started",
           })
         : await deps.store.update<DeploymentItem>(deploymentKey(id), {
             set: { cancelRequested: true },

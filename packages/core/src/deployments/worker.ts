@@ -1,136 +1,136 @@
 import { type AppItem, appKey, commandsOf } from "../apps/entity.ts";
 import { readEnv } from "../apps/env.ts";
-import { runAppCommand } from "../apps/remote.ts";
+import { markDeployed } from "../apps/lifecycle.ts";
+import { type AppLockItem, withHeartbeat } from "../apps/lock.ts";
+import { readRemoteHead, runAppCommand } from "../apps/remote.ts";
 import { recordAudit } from "../audit/service.ts";
 import { ConditionFailedError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
 import { publish } from "../realtime/publish.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
 import { SshError } from "../servers/ssh.ts";
-import { cond, queryAll } from "../store/store.ts";
+import { cond } from "../store/store.ts";
 import { recordDeployUsage } from "../usage/service.ts";
-import {
-  appDeploymentsPk,
-  type DeploymentItem,
-  type DeploymentStatus,
-  deployLockKey,
-  deploymentKey,
-  FINISHED,
-  toDeployment,
-} from "./entity.ts";
+import { type DeploymentItem, type DeploymentStatus, deploymentKey, toDeployment } from "./entity.ts";
 import { LogWriter, masker } from "./log-writer.ts";
+import { leaveQueue, queuedDeployments } from "./queued.ts";
 
 type Outcome = {
   status: Exclude<DeploymentStatus, "queued" | "running">;
   exitCode: number | null;
   error: string | null;
+  /** The commit the target ended on, when the deployment did not name one. */
+  commitSha?: string | null;
 };
 
 /**
- * The deploy job (SQS message or local queue job `{deploymentId}`): a wake-up
- * for that deployment's app. Idempotent: a finished deployment, or one running
- * under a live lease elsewhere, is left alone. One deployment runs per app (a
- * lock item with a lease). When the app is idle the oldest queued deployment
- * runs, so racing pushes run in order; when one finishes, the queued ones
- * behind it but the newest are superseded, and the newest runs next.
+ * Runs one queued deployment while its app's lock is held (the app worker took
+ * it): `queued → running`, the deploy command over SSH with a heartbeat on the
+ * deployment's lease and the lock, then a terminal status whatever happens.
+ * Answers false when the deployment was no longer queued (cancelled meanwhile).
  */
-export async function runDeploymentJob(job: { deploymentId: string }, deps: Deps): Promise<void> {
-  const dep = await deps.store.get<DeploymentItem>(deploymentKey(job.deploymentId));
-  if (!dep || FINISHED.includes(dep.status)) return;
-  if (dep.status === "running") {
-    if (dep.leaseUntil && dep.leaseUntil > Date.now()) return; // alive in another worker
-    // Its worker died mid-run. Deploy commands need not be idempotent, so it is failed, not re-run.
-    await finish(deps, dep, {
-      status: "failed",
-      exitCode: null,
-      error: "The deploy worker stopped mid-run (its lease expired); the deployment was not retried",
-    });
-    return;
-  }
+export async function runDeployment(deps: Deps, dep: DeploymentItem, lock: AppLockItem): Promise<boolean> {
   const leaseMs = deps.config.deploy.leaseMs;
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const next = await nextQueued(deps, dep.appId, "oldest");
-    if (!next) return;
-    if (!(await acquireLock(deps, next, leaseMs))) return; // the running one wakes the next when it finishes
-    let running: DeploymentItem;
-    try {
-      running = await deps.store.update<DeploymentItem>(deploymentKey(next.id), {
-        set: { status: "running", startedAt: Date.now(), leaseUntil: Date.now() + leaseMs },
-        condition: cond.eq("status", "queued"),
-      });
-    } catch (err) {
-      await releaseLock(deps, next);
-      if (err instanceof ConditionFailedError) continue; // cancelled meanwhile: the next one in line
-      throw err;
-    }
-    await announce(deps, running);
-    const outcome = await execute(deps, running, leaseMs);
-    await finish(deps, running, outcome);
-    return;
+  let running: DeploymentItem;
+  try {
+    running = await leaveQueue(deps, dep, {
+      status: "running",
+      startedAt: Date.now(),
+      leaseUntil: Date.now() + leaseMs,
+    });
+  } catch (err) {
+    if (err instanceof ConditionFailedError) return false;
+    throw err;
   }
+  await announce(deps, running);
+  let outcome: Outcome;
+  try {
+    outcome = await execute(deps, running, lock);
+  } catch (err) {
+    // Not the command failing but Hoist (KMS, DynamoDB, a bug): the deployment still ends, and says so.
+    deps.logger.error("deploy failed inside Hoist", { deploymentId: dep.id, error: err });
+    outcome = { status: "failed", exitCode: null, error: `Hoist could not run the deploy: ${messageOf(err)}` };
+  }
+  await finish(deps, running, outcome);
+  return true;
 }
 
-async function execute(deps: Deps, dep: DeploymentItem, leaseMs: number): Promise<Outcome> {
+async function execute(deps: Deps, dep: DeploymentItem, lock: AppLockItem): Promise<Outcome> {
   const app = await deps.store.get<AppItem>(appKey(dep.ownerId, dep.appId));
   if (!app) return { status: "failed", exitCode: null, error: "The app no longer exists" };
   const server = await deps.store.get<ServerItem>(serverKey(dep.ownerId, app.serverId));
   if (!server) return { status: "failed", exitCode: null, error: "The app's server no longer exists" };
+  if (!server.credentials)
+    return {
+      status: "failed",
+      exitCode: null,
+      error: "The server has no SSH credentials; add a privateKey or password to it, then redeploy",
+    };
   const env = await readEnv(deps, app.ownerId, app.id);
   const log = new LogWriter(deps, dep.id, masker(Object.values(env)), deps.config.deploy.logMaxLines, dep.logLines);
   const abort = new AbortController();
   let cancelled = false;
+  let lost = false;
 
-  // Heartbeat: renew the lease (deployment and lock), and notice a cancel request.
-  const heartbeat = setInterval(
-    async () => {
-      try {
-        const until = Date.now() + leaseMs;
-        const item = await deps.store.update<DeploymentItem>(deploymentKey(dep.id), {
-          set: { leaseUntil: until },
-          condition: cond.eq("status", "running"),
-        });
-        await deps.store.update(deployLockKey(dep.appId), {
-          set: { leaseUntil: until },
-          condition: cond.eq("holder", dep.id),
-        });
-        if (item.cancelRequested && !cancelled) {
-          cancelled = true;
-          log.write("system", "Cancel requested: stopping the command");
-          abort.abort();
-        }
-      } catch (err) {
-        deps.logger.warn("deployment heartbeat failed", { deploymentId: dep.id, error: err });
-      }
-    },
-    Math.max(500, Math.floor(leaseMs / 4)),
-  );
+  // At each heartbeat: renew the deployment's lease (the lock's is renewed alongside) and notice a cancel.
+  const tick = async () => {
+    const item = await deps.store
+      .update<DeploymentItem>(deploymentKey(dep.id), {
+        set: { leaseUntil: Date.now() + deps.config.deploy.leaseMs },
+        condition: cond.eq("status", "running"),
+      })
+      .catch((err: unknown) => {
+        if (!(err instanceof ConditionFailedError)) throw err;
+        return undefined; // ended elsewhere (taken over after a stall): stop the command
+      });
+    if (!item && !lost) {
+      lost = true;
+      abort.abort();
+    } else if (item?.cancelRequested && !cancelled) {
+      cancelled = true;
+      log.write("system", "Cancel requested: stopping the command");
+      abort.abort();
+    }
+  };
 
   const started = Date.now();
   try {
-    log.write("system", `Connecting to ${server.sshUser}@${server.address}:${server.sshPort}`);
-    log.write("system", `Writing .env (${Object.keys(env).length} variables) in ${app.cdPath}`);
-    const command = commandsOf(app).deploy;
-    log.write("system", `Running: ${command}`);
-    const result = await runAppCommand(deps, app, server, command, {
-      env,
-      extraEnv: {
-        HOIST_DEPLOYMENT_ID: dep.id,
-        HOIST_COMMIT_SHA: dep.commitSha ?? "",
-        HOIST_BRANCH: dep.ref ?? "",
+    return await withHeartbeat(
+      deps,
+      lock,
+      async (): Promise<Outcome> => {
+        log.write("system", `Connecting to ${server.sshUser}@${server.address}:${server.sshPort}`);
+        log.write("system", `Writing .env (${Object.keys(env).length} variables) in ${app.cdPath}`);
+        const command = commandsOf(app).deploy;
+        log.write("system", `Running: ${command}`);
+        const result = await runAppCommand(deps, app, server, command, {
+          env,
+          extraEnv: {
+            HOIST_DEPLOYMENT_ID: dep.id,
+            HOIST_COMMIT_SHA: dep.commitSha ?? "",
+            HOIST_BRANCH: dep.ref ?? app.repository?.branch ?? "",
+          },
+          timeoutMs: deps.config.deploy.timeoutMs,
+          signal: abort.signal,
+          onLine: (stream, line) => log.write(stream, line),
+        });
+        const seconds = ((Date.now() - started) / 1000).toFixed(1);
+        if (result.exitCode === 0) {
+          // A deploy of a branch records the commit it ended on, so a redeploy runs exactly that one.
+          const commitSha = dep.commitSha ? undefined : await readRemoteHead(deps, app, server);
+          if (commitSha) log.write("system", `Deployed commit ${commitSha}`);
+          log.write("system", `Done: exit code 0 in ${seconds} s`);
+          return { status: "succeeded", exitCode: 0, error: null, ...(commitSha ? { commitSha } : {}) };
+        }
+        const why =
+          result.exitCode === null
+            ? `was killed (${result.signal ?? "signal"})`
+            : `exited with code ${result.exitCode}`;
+        log.write("system", `Failed: the deploy command ${why} after ${seconds} s`);
+        return { status: "failed", exitCode: result.exitCode, error: `The deploy command ${why}` };
       },
-      timeoutMs: deps.config.deploy.timeoutMs,
-      signal: abort.signal,
-      onLine: (stream, line) => log.write(stream, line),
-    });
-    const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    if (result.exitCode === 0) {
-      log.write("system", `Done: exit code 0 in ${seconds} s`);
-      return { status: "succeeded", exitCode: 0, error: null };
-    }
-    const why =
-      result.exitCode === null ? `was killed (${result.signal ?? "signal"})` : `exited with code ${result.exitCode}`;
-    log.write("system", `Failed: the deploy command ${why} after ${seconds} s`);
-    return { status: "failed", exitCode: result.exitCode, error: `The deploy command ${why}` };
+      tick,
+    );
   } catch (err) {
     if (!(err instanceof SshError)) throw err;
     if (err.kind === "aborted" && cancelled) {
@@ -140,37 +140,69 @@ async function execute(deps: Deps, dep: DeploymentItem, leaseMs: number): Promis
     log.write("system", `Failed: ${err.message}`);
     return { status: "failed", exitCode: null, error: err.message };
   } finally {
-    clearInterval(heartbeat);
-    await log.flush();
+    await log.flush().catch((err: unknown) => deps.logger.error("deploy log flush failed", { error: err }));
   }
 }
 
-async function finish(deps: Deps, dep: DeploymentItem, outcome: Outcome): Promise<void> {
+/**
+ * Records the terminal status (retried: it is the one write that must land),
+ * then the follow-ups, each on its own so none can block the others: usage,
+ * audit, the status message, superseding, and the app's lifecycle.
+ */
+export async function finish(deps: Deps, dep: DeploymentItem, outcome: Outcome): Promise<void> {
   const finishedAt = Date.now();
   const durationMs = dep.startedAt ? finishedAt - dep.startedAt : null;
-  let done: DeploymentItem;
-  try {
-    done = await deps.store.update<DeploymentItem>(deploymentKey(dep.id), {
-      set: { ...outcome, finishedAt, durationMs, leaseUntil: null },
-      condition: cond.eq("status", "running"),
-    });
-  } catch (err) {
-    ignoreConditionFailure(err);
-    return;
+  let done: DeploymentItem | undefined;
+  for (let attempt = 1; !done; attempt++) {
+    try {
+      done = await deps.store.update<DeploymentItem>(deploymentKey(dep.id), {
+        set: { ...outcome, finishedAt, durationMs, leaseUntil: null },
+        condition: cond.eq("status", "running"),
+      });
+    } catch (err) {
+      if (err instanceof ConditionFailedError) return; // already ended (taken over, or a redelivery)
+      if (attempt >= 4) throw err; // the job is retried: its redelivery fails the deployment as stranded
+      await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+    }
   }
-  await recordDeployUsage(deps, dep.ownerId, finishedAt, durationMs ?? 0);
-  await recordAudit(deps, {
-    userId: dep.ownerId,
-    action: "deployment.finish",
-    resourceType: "deployment",
-    resourceId: dep.id,
-    details: { appId: dep.appId, status: outcome.status, exitCode: outcome.exitCode, durationMs },
+  const ended = done;
+  const steps: [string, () => Promise<unknown>][] = [
+    ["usage", () => recordDeployUsage(deps, dep.ownerId, finishedAt, durationMs ?? 0)],
+    [
+      "audit",
+      () =>
+        recordAudit(deps, {
+          userId: dep.ownerId,
+          action: "deployment.finish",
+          resourceType: "deployment",
+          resourceId: dep.id,
+          details: { appId: dep.appId, status: outcome.status, exitCode: outcome.exitCode, durationMs },
+        }),
+    ],
+    ["announce", () => announce(deps, ended)],
+    ["supersede", () => supersedeAllButNewest(deps, dep.appId)],
+    [
+      "lifecycle",
+      async () => (outcome.status === "succeeded" ? markDeployed(deps, dep.ownerId, dep.appId) : undefined),
+    ],
+  ];
+  for (const [step, run] of steps) {
+    await run().catch((err: unknown) =>
+      deps.logger.error(`deployment ${step} step failed after it ended`, { deploymentId: dep.id, error: err }),
+    );
+  }
+}
+
+/** A deployment whose worker died mid-run: failed, never re-run (deploy commands need not be idempotent). */
+export async function failStranded(deps: Deps, deploymentId: string): Promise<void> {
+  const dep = await deps.store.get<DeploymentItem>(deploymentKey(deploymentId), { consistent: true });
+  if (dep?.status !== "running") return;
+  await finish(deps, dep, {
+    status: "failed",
+    exitCode: null,
+    error:
+      "The deploy worker stopped mid-run (its lease lapsed); the deployment was not retried. Redeploy it to run it again",
   });
-  await announce(deps, done);
-  await supersedeAllButNewest(deps, dep.appId);
-  await releaseLock(deps, dep);
-  const next = await nextQueued(deps, dep.appId, "newest");
-  if (next) await deps.queue.send({ type: "deploy", deploymentId: next.id });
 }
 
 /** Status changes go to the deployment's and the app's channel. */
@@ -190,54 +222,21 @@ async function announce(deps: Deps, dep: DeploymentItem): Promise<void> {
 
 /** Of the deployments that queued up behind a run, only the newest is worth running: the others are cancelled. */
 async function supersedeAllButNewest(deps: Deps, appId: string): Promise<void> {
-  const [newest, ...older] = await queryAll<DeploymentItem>(deps.store, {
-    index: "gsi1",
-    pk: appDeploymentsPk(appId),
-    reverse: true,
-    filter: cond.eq("status", "queued"),
-  });
-  for (const old of older) {
-    await deps.store
-      .update(deploymentKey(old.id), {
-        set: { status: "cancelled", finishedAt: Date.now(), error: `Superseded by ${newest?.id}` },
-        condition: cond.eq("status", "queued"),
-      })
-      .then(() => announce(deps, { ...old, status: "cancelled" }))
-      .catch(ignoreConditionFailure);
+  const queued = await queuedDeployments(deps, appId);
+  const newest = queued.at(-1);
+  for (const marker of queued.slice(0, -1)) {
+    const old = await deps.store.get<DeploymentItem>(deploymentKey(marker.deploymentId), { consistent: true });
+    if (!old) continue;
+    await leaveQueue(deps, old, {
+      status: "cancelled",
+      finishedAt: Date.now(),
+      error: `Superseded by ${newest?.deploymentId}`,
+    })
+      .then((cancelled) => announce(deps, cancelled))
+      .catch((err: unknown) => {
+        if (!(err instanceof ConditionFailedError)) throw err;
+      });
   }
 }
 
-async function nextQueued(deps: Deps, appId: string, which: "oldest" | "newest"): Promise<DeploymentItem | undefined> {
-  const page = await deps.store.query<DeploymentItem>({
-    index: "gsi1",
-    pk: appDeploymentsPk(appId),
-    reverse: which === "newest",
-    limit: 1,
-    filter: cond.eq("status", "queued"),
-  });
-  return page.items[0];
-}
-
-async function acquireLock(deps: Deps, dep: DeploymentItem, leaseMs: number): Promise<boolean> {
-  try {
-    await deps.store.put(
-      { ...deployLockKey(dep.appId), entity: "deploy-lock", holder: dep.id, leaseUntil: Date.now() + leaseMs },
-      // Not re-entrant: two workers woken for the same deployment must not both get it.
-      { condition: cond.or(cond.notExists(), cond.compare("leaseUntil", "<", Date.now())) },
-    );
-    return true;
-  } catch (err) {
-    if (err instanceof ConditionFailedError) return false;
-    throw err;
-  }
-}
-
-async function releaseLock(deps: Deps, dep: DeploymentItem): Promise<void> {
-  await deps.store
-    .delete(deployLockKey(dep.appId), { condition: cond.eq("holder", dep.id) })
-    .catch(ignoreConditionFailure);
-}
-
-function ignoreConditionFailure(err: unknown): void {
-  if (!(err instanceof ConditionFailedError)) throw err;
-}
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 500);

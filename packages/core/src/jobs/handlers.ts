@@ -1,14 +1,15 @@
-import { autoStop, runAppJob } from "../apps/lifecycle.ts";
-import { runDeploymentJob } from "../deployments/worker.ts";
+import { autoStop } from "../apps/lifecycle.ts";
 import type { Deps, ScheduledEvent } from "../ports.ts";
 import { sweepServers } from "../servers/status.ts";
+import { appJob, appWakeJob, deployJob, wakeApp } from "./app-worker.ts";
 import type { JobHandlers } from "./worker.ts";
 
 /** Job handlers by type; each is idempotent (deliveries are at least once). */
 export const jobHandlers: JobHandlers = {
-  deploy: runDeploymentJob,
-  "app-start": runAppJob,
-  "app-stop": runAppJob,
+  deploy: deployJob,
+  "app-start": appJob,
+  "app-stop": appJob,
+  "app-wake": appWakeJob,
 };
 
 type ScheduledHandlers = {
@@ -17,7 +18,9 @@ type ScheduledHandlers = {
 
 /** What EventBridge Scheduler (or the embedded scheduler) fires. */
 export const scheduledHandlers: ScheduledHandlers = {
-  "auto-stop": autoStop,
+  "auto-stop": async (event, deps) => {
+    if (await autoStop(event, deps)) await wakeApp(deps, event.ownerId, event.appId);
+  },
   "status-sweep": async (_event, deps) => {
     const result = await sweepServers(deps);
     deps.logger.info("status sweep", result);

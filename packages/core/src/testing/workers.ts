@@ -1,6 +1,6 @@
+import { startLocalWorkers } from "@hoist/local/workers";
 import { TableQueue } from "../adapters/local/table-queue.ts";
 import { TableScheduler } from "../adapters/local/table-scheduler.ts";
-import { startLocalWorkers } from "../jobs/local-workers.ts";
 import type { Deps } from "../ports.ts";
 import type { DynamoStore } from "../store/dynamo-store.ts";
 
@@ -20,6 +20,7 @@ export async function startWorkers(deps: Deps) {
     pollIntervalMs: 20,
     maxPollIntervalMs: 100,
     logger,
+    reclaimOnStart: true,
   });
   const schedules = new TableQueue({
     store,
@@ -29,6 +30,7 @@ export async function startWorkers(deps: Deps) {
     pollIntervalMs: 20,
     maxPollIntervalMs: 100,
     logger,
+    reclaimOnStart: true,
   });
   const scheduler = new TableScheduler(schedules);
   deps.queue = queue;

@@ -2,7 +2,7 @@ import { ConditionFailedError, ValidationError } from "../../errors.ts";
 import { newId, newToken } from "../../ids.ts";
 import { createLogger, type Logger } from "../../logger.ts";
 import { type Job, type JobQueue, JobSchema } from "../../ports.ts";
-import { cond, type Key, type Store } from "../../store/store.ts";
+import { cond, type Key, queryAll, type Store } from "../../store/store.ts";
 
 /**
  * The JobQueue port embedded: durable jobs in the single table, polled
@@ -50,6 +50,13 @@ export interface TableQueueOptions {
   /** Retry delay after failed attempt n: min(maxMs, baseMs·2^(n-1)), with half of it jittered. Default 1 s … 5 min. */
   backoff?: { baseMs?: number; maxMs?: number };
   logger?: Logger;
+  /**
+   * On `start`, make every job leased by another queue instance visible at
+   * once instead of after its lease. Only for a consumer that knows it is the
+   * only one alive on this table (the embedded runtime, which holds its data
+   * directory's lock): the leases it finds were left by a process that died.
+   */
+  reclaimOnStart?: boolean;
 }
 
 export type QueueJobItem = Key & {
@@ -63,6 +70,8 @@ export type QueueJobItem = Key & {
   /** Epoch ms: when the job may next be claimed (the lease end while it runs). */
   visibleAt: number;
   receipt: string;
+  /** The queue instance holding the current lease (each process start is a new one). */
+  leasedBy?: string;
   enqueuedAt: string;
   lastError?: string;
   deadAt?: string;
@@ -113,6 +122,9 @@ export class TableQueue implements JobQueue {
   private readonly concurrency: number;
   private readonly backoffBaseMs: number;
   private readonly backoffMaxMs: number;
+  private readonly reclaimOnStart: boolean;
+  /** This instance's id on the leases it takes. */
+  private readonly bootId = newToken();
 
   private running = false;
   private woken = false;
@@ -139,6 +151,7 @@ export class TableQueue implements JobQueue {
     this.concurrency = Math.max(1, opts.concurrency ?? 4);
     this.backoffBaseMs = opts.backoff?.baseMs ?? 1000;
     this.backoffMaxMs = opts.backoff?.maxMs ?? 300_000;
+    this.reclaimOnStart = opts.reclaimOnStart ?? false;
   }
 
   /** The JobQueue port: a new job with a fresh id. `delaySeconds` is capped at 900, as on SQS. */
@@ -223,14 +236,46 @@ export class TableQueue implements JobQueue {
     return true;
   }
 
-  /** Starts polling and running jobs with `consume`. Errors from `consume` are retried, never thrown. */
-  start(consume: Consume): void {
+  /**
+   * Starts polling and running jobs with `consume`. Errors from `consume` are
+   * retried, never thrown. With `reclaimOnStart`, jobs leased by an earlier
+   * instance are made visible first; resolves once that is done.
+   */
+  async start(consume: Consume): Promise<void> {
     if (this.running) throw new Error(`Queue ${this.name} is already started`);
+    if (this.reclaimOnStart) await this.reclaim();
     this.running = true;
     this.consume = consume;
     const set = wakers.get(this.name) ?? new Set();
     wakers.set(this.name, set.add(this.wake));
     this.loop = this.pollLoop();
+  }
+
+  /** Jobs whose lease another (dead) instance holds become due now; answers how many. */
+  async reclaim(): Promise<number> {
+    const now = Date.now();
+    const leased = await queryAll<QueueJobItem>(this.store, {
+      index: "gsi1",
+      pk: queueJobKeys.ready(this.name),
+      sk: { gt: queueJobKeys.at(now, "") },
+    });
+    let reclaimed = 0;
+    for (const item of leased) {
+      if (!item.leasedBy || item.leasedBy === this.bootId) continue; // a delayed job, or ours
+      try {
+        await this.store.update(queueJobKeys.key(this.name, item.id), {
+          set: { visibleAt: now, gsi1sk: queueJobKeys.at(now, item.id), receipt: newToken() },
+          remove: ["leasedBy"],
+          condition: cond.eq("receipt", item.receipt),
+        });
+        reclaimed++;
+      } catch (err) {
+        if (!(err instanceof ConditionFailedError)) throw err;
+      }
+    }
+    if (reclaimed > 0)
+      this.logger.info("queue jobs of a stopped process made visible again", { queue: this.name, reclaimed });
+    return reclaimed;
   }
 
   /**
@@ -327,7 +372,7 @@ export class TableQueue implements JobQueue {
     const visibleAt = now + this.visibilityMs;
     try {
       return await this.store.update<QueueJobItem>(queueJobKeys.key(this.name, seen.id), {
-        set: { receipt: newToken(), visibleAt, gsi1sk: queueJobKeys.at(visibleAt, seen.id) },
+        set: { receipt: newToken(), visibleAt, gsi1sk: queueJobKeys.at(visibleAt, seen.id), leasedBy: this.bootId },
         add: { attempts: 1 },
         condition: cond.and(
           cond.eq("receipt", seen.receipt),
@@ -416,6 +461,7 @@ export class TableQueue implements JobQueue {
         lastError,
         deadAt: dead ? new Date(now).toISOString() : undefined,
       },
+      remove: ["leasedBy"],
       condition: cond.eq("receipt", item.receipt),
     });
     const fields = { queue: this.name, jobId: item.id, attempt: item.attempts, error: lastError };

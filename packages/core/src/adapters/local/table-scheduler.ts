@@ -29,8 +29,8 @@ export class TableScheduler implements Scheduler {
   }
 
   /** Fires due schedules through `fire`, each event validated first (an invalid one is dead-lettered). */
-  start(fire: (event: ScheduledEvent) => Promise<void>): void {
-    this.queue.start(async ({ body }) => {
+  start(fire: (event: ScheduledEvent) => Promise<void>): Promise<void> {
+    return this.queue.start(async ({ body }) => {
       let json: unknown;
       try {
         json = JSON.parse(body);

@@ -1,10 +1,10 @@
+import type { TableQueue } from "@hoist/core/adapters/local/table-queue";
+import type { TableScheduler } from "@hoist/core/adapters/local/table-scheduler";
+import { createScheduledEventHandler } from "@hoist/core/jobs/auto-stop";
+import { jobHandlers, scheduledHandlers } from "@hoist/core/jobs/handlers";
+import { createJobWorker } from "@hoist/core/jobs/worker";
+import type { Deps } from "@hoist/core/ports";
 import type { SQSRecord } from "aws-lambda";
-import type { TableQueue } from "../adapters/local/table-queue.ts";
-import type { TableScheduler } from "../adapters/local/table-scheduler.ts";
-import type { Deps } from "../ports.ts";
-import { createScheduledEventHandler } from "./auto-stop.ts";
-import { jobHandlers, scheduledHandlers } from "./handlers.ts";
-import { createJobWorker } from "./worker.ts";
 
 const SWEEP = "status-sweep";
 
@@ -20,7 +20,7 @@ export async function startLocalWorkers(
   scheduler: TableScheduler,
 ): Promise<() => Promise<void>> {
   const worker = createJobWorker(deps, jobHandlers);
-  queue.start(async (message) => {
+  await queue.start(async (message) => {
     const result = await worker({ Records: [sqsRecord(message.id, message.body, message.attempt)] });
     if (result.batchItemFailures.length > 0) throw new Error("Job failed; it will be retried");
   });
@@ -37,7 +37,7 @@ export async function startLocalWorkers(
       }
     },
   });
-  scheduler.start(fire);
+  await scheduler.start(fire);
   if (every > 0) await rearm();
   else await scheduler.cancel(SWEEP);
 

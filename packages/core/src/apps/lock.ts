@@ -1,0 +1,120 @@
+import { ConditionFailedError } from "../errors.ts";
+import type { Deps } from "../ports.ts";
+import { cond, type Key } from "../store/store.ts";
+
+/**
+ * One lock per app serialises everything that runs commands in its directory:
+ * deploys, starts and stops. It is a lease: the holder renews it while alive,
+ * and any worker that finds it past `leaseUntil` may take it over (failing the
+ * stranded work it names). Not re-entrant: two workers woken for the same work
+ * never both get it.
+ */
+export type LockWork = { kind: "deploy"; deploymentId: string } | { kind: "start" | "stop"; runId: string };
+
+export type AppLockItem = Key & {
+  entity: "app-lock";
+  appId: string;
+  ownerId: string;
+  /** Unique per acquisition: renewals and the release are conditional on it. */
+  holder: string;
+  work: LockWork;
+  leaseUntil: number;
+  acquiredAt: number;
+};
+
+export const appLockKey = (appId: string): Key => ({ pk: `APP#${appId}`, sk: "LOCK" });
+
+export type Acquired = {
+  lock: AppLockItem;
+  /** The lapsed lock this acquisition took over: its work was stranded by a dead worker. */
+  takenOver: AppLockItem | undefined;
+};
+
+/** Takes the app's lock for `work`, or answers the live lock that holds it. */
+export async function acquireAppLock(
+  deps: Pick<Deps, "store" | "config">,
+  owner: { ownerId: string; appId: string },
+  work: LockWork,
+  holder: string,
+): Promise<Acquired | { held: AppLockItem }> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const current = await deps.store.get<AppLockItem>(appLockKey(owner.appId), { consistent: true });
+    const now = Date.now();
+    if (current && current.leaseUntil > now) return { held: current };
+    const lock: AppLockItem = {
+      ...appLockKey(owner.appId),
+      entity: "app-lock",
+      ...owner,
+      holder,
+      work,
+      leaseUntil: now + deps.config.deploy.leaseMs,
+      acquiredAt: now,
+    };
+    try {
+      // Conditional on the lock we saw: of two workers racing for a free or lapsed lock, one wins.
+      await deps.store.put(lock, {
+        condition: current ? cond.eq("holder", current.holder) : cond.attrNotExists("pk"),
+      });
+      return { lock, takenOver: current };
+    } catch (err) {
+      if (!(err instanceof ConditionFailedError)) throw err;
+    }
+  }
+  const current = await deps.store.get<AppLockItem>(appLockKey(owner.appId), { consistent: true });
+  if (current) return { held: current };
+  throw new Error(`Could not take the lock of app ${owner.appId}`);
+}
+
+/** Pushes the lease forward; false when the lock is no longer ours (taken over after a stall). */
+export async function renewAppLock(deps: Pick<Deps, "store" | "config">, lock: AppLockItem): Promise<boolean> {
+  const leaseUntil = Date.now() + deps.config.deploy.leaseMs;
+  try {
+    await deps.store.update(appLockKey(lock.appId), { set: { leaseUntil }, condition: cond.eq("holder", lock.holder) });
+    lock.leaseUntil = leaseUntil;
+    return true;
+  } catch (err) {
+    if (err instanceof ConditionFailedError) return false;
+    throw err;
+  }
+}
+
+export async function releaseAppLock(deps: Pick<Deps, "store">, lock: AppLockItem): Promise<void> {
+  await deps.store.delete(appLockKey(lock.appId), { condition: cond.eq("holder", lock.holder) }).catch((err) => {
+    if (!(err instanceof ConditionFailedError)) throw err;
+  });
+}
+
+/**
+ * Renews the lock every quarter lease while `run` works; `onTick` runs at each
+ * renewal (a deploy checks for a cancel there). Renewal errors are logged and
+ * retried at the next tick.
+ */
+export async function withHeartbeat<T>(
+  deps: Pick<Deps, "store" | "config" | "logger">,
+  lock: AppLockItem,
+  run: () => Promise<T>,
+  onTick?: () => Promise<void>,
+): Promise<T> {
+  let busy = false;
+  const timer = setInterval(
+    async () => {
+      if (busy) return;
+      busy = true;
+      try {
+        if (!(await renewAppLock(deps, lock)))
+          deps.logger.warn("app lock was taken over while its work still ran", { appId: lock.appId });
+        await onTick?.();
+      } catch (err) {
+        deps.logger.warn("app lock heartbeat failed", { appId: lock.appId, error: err });
+      } finally {
+        busy = false;
+      }
+    },
+    Math.max(250, Math.floor(deps.config.deploy.leaseMs / 4)),
+  );
+  try {
+    return await run();
+  } finally {
+    clearInterval(timer);
+  }
+}

@@ -1,0 +1,124 @@
+import { type AppItem, appKey } from "../apps/entity.ts";
+import { failStrandedTransition, pendingTransition, runTransition, type Transition } from "../apps/lifecycle.ts";
+import { type AppLockItem, acquireAppLock, appLockKey, type LockWork, releaseAppLock } from "../apps/lock.ts";
+import { type DeploymentItem, deploymentKey, FINISHED } from "../deployments/entity.ts";
+import { oldestQueued } from "../deployments/queued.ts";
+import { failStranded, runDeployment } from "../deployments/worker.ts";
+import { ConditionFailedError } from "../errors.ts";
+import { newToken } from "../ids.ts";
+import type { Deps, Job } from "../ports.ts";
+import { cond } from "../store/store.ts";
+
+/**
+ * Everything that runs commands in an app's directory — deploys, starts and
+ * stops — goes through here, one at a time per app (DESIGN.md § Deploy flow).
+ * Every job is only a wake-up for its app: the worker looks at what the app
+ * needs next (a start or stop in progress first, then the oldest queued
+ * deployment), takes the app's lock, runs it, releases the lock in `finally`
+ * and queues a wake-up for whatever is next.
+ *
+ * Each acquisition arms a watchdog: a delayed `app-wake` naming the holder. It
+ * re-arms while the holder renews its lease; once the lease lapses (the worker
+ * died: a crashed Lambda, a killed process) it takes the lock over, ends the
+ * stranded work as failed, and goes on. So no app waits on a dead worker for
+ * longer than one lease, on either runtime.
+ */
+
+type Work = { kind: "deploy"; dep: DeploymentItem } | { kind: "start" | "stop"; app: AppItem };
+
+/** Enough rounds to skip work cancelled under us, without looping on a fault. */
+const MAX_ROUNDS = 5;
+
+export async function wakeApp(deps: Deps, ownerId: string, appId: string): Promise<void> {
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const work = await nextWork(deps, ownerId, appId);
+    if (!work) return clearLapsedLock(deps, appId); // nothing waits, but a dead holder's work must still end
+    const lockWork: LockWork =
+      work.kind === "deploy"
+        ? { kind: "deploy", deploymentId: work.dep.id }
+        : (pendingTransition(work.app) as Transition);
+    const got = await acquireAppLock(deps, { ownerId, appId }, lockWork, newToken());
+    if ("held" in got) return; // its holder wakes the app when done; its watchdog covers its death
+    const { lock, takenOver } = got;
+    let ran = false;
+    try {
+      await armWatchdog(deps, lock, deps.config.deploy.leaseMs);
+      if (takenOver) {
+        deps.logger.warn("took over an app lock whose holder stopped renewing it", { appId, work: takenOver.work });
+        await endStranded(deps, takenOver);
+        continue; // what comes next may have changed (a superseded queue): look again
+      }
+      ran =
+        work.kind === "deploy" ? await runDeployment(deps, work.dep, lock) : await runTransition(deps, work.app, lock);
+    } finally {
+      await releaseAppLock(deps, lock);
+    }
+    if (!ran) continue;
+    // The next piece of work gets a job of its own (on AWS, a fresh Lambda with its full time budget).
+    await deps.queue.send({ type: "app-wake", ownerId, appId });
+    return;
+  }
+}
+
+async function nextWork(deps: Deps, ownerId: string, appId: string): Promise<Work | undefined> {
+  const app = await deps.store.get<AppItem>(appKey(ownerId, appId), { consistent: true });
+  const transition = app && pendingTransition(app);
+  if (app && transition) return transition.kind === "start" ? { kind: "start", app } : { kind: "stop", app };
+  const dep = await oldestQueued(deps, appId); // also when the app is gone: its deployments still end, failed
+  return dep && { kind: "deploy", dep };
+}
+
+async function clearLapsedLock(deps: Deps, appId: string): Promise<void> {
+  const lock = await deps.store.get<AppLockItem>(appLockKey(appId), { consistent: true });
+  if (!lock || lock.leaseUntil > Date.now()) return;
+  try {
+    await deps.store.delete(appLockKey(appId), { condition: cond.eq("holder", lock.holder) });
+  } catch (err) {
+    if (err instanceof ConditionFailedError) return; // another worker took it meanwhile
+    throw err;
+  }
+  await endStranded(deps, lock);
+}
+
+async function endStranded(deps: Deps, stranded: AppLockItem): Promise<void> {
+  if (stranded.work.kind === "deploy") return failStranded(deps, stranded.work.deploymentId);
+  const app = await deps.store.get<AppItem>(appKey(stranded.ownerId, stranded.appId), { consistent: true });
+  if (app) await failStrandedTransition(deps, app, stranded.work);
+}
+
+/** Delivers `app-wake {holder}` just after the lease it would find lapsed. */
+async function armWatchdog(deps: Deps, lock: AppLockItem, inMs: number): Promise<void> {
+  await deps.queue.send(
+    { type: "app-wake", ownerId: lock.ownerId, appId: lock.appId, holder: lock.holder },
+    { delaySeconds: Math.min(900, Math.ceil(inMs / 1000) + 1) },
+  );
+}
+
+/** `app-wake`: a plain wake-up, or a watchdog for one holder of the app's lock. */
+export async function appWakeJob(job: Extract<Job, { type: "app-wake" }>, deps: Deps): Promise<void> {
+  if (job.holder) {
+    const lock = await deps.store.get<AppLockItem>(appLockKey(job.appId), { consistent: true });
+    if (lock && lock.leaseUntil > Date.now()) {
+      // Alive: watch on while it is the holder this watchdog was armed for; another holder has its own.
+      if (lock.holder === job.holder) await armWatchdog(deps, lock, lock.leaseUntil - Date.now());
+      return;
+    }
+  }
+  await wakeApp(deps, job.ownerId, job.appId);
+}
+
+/** `deploy {deploymentId}`: a wake-up for that deployment's app, unless it already ended. */
+export async function deployJob(job: Extract<Job, { type: "deploy" }>, deps: Deps): Promise<void> {
+  const dep = await deps.store.get<DeploymentItem>(deploymentKey(job.deploymentId), { consistent: true });
+  if (!dep || FINISHED.includes(dep.status)) return;
+  if (dep.status === "running" && (dep.leaseUntil ?? 0) < Date.now()) {
+    // Running with a lapsed lease, yet not the lock's work (its lock was released after a failed final write).
+    const lock = await deps.store.get<AppLockItem>(appLockKey(dep.appId), { consistent: true });
+    if (!(lock?.work.kind === "deploy" && lock.work.deploymentId === dep.id)) await failStranded(deps, dep.id);
+  }
+  await wakeApp(deps, dep.ownerId, dep.appId);
+}
+
+/** `app-start` / `app-stop`: a wake-up for the app (what runs is read from the app itself). */
+export const appJob = (job: Extract<Job, { type: "app-start" | "app-stop" }>, deps: Deps) =>
+  wakeApp(deps, job.ownerId, job.appId);
