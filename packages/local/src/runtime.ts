@@ -1,4 +1,4 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
@@ -44,6 +44,7 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
   };
 
   try {
+    stops.push(await lockDataDir(dataDir));
     let db: DynamoDbLocal | undefined;
     let client: DynamoDBClient;
     if (config.dynamodb.endpoint) {
@@ -125,6 +126,29 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/**
+ * One runtime per data directory: its queue treats every lease it did not
+ * take as left by a dead process (and reclaims it at once), which holds only
+ * while no other runtime works on the same data.
+ */
+async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
+  const file = join(dataDir, "hoist.pid");
+  const holder = Number.parseInt(await readFile(file, "utf8").catch(() => ""), 10);
+  if (holder && holder !== process.pid && isAlive(holder))
+    throw new Error(`Another Hoist (pid ${holder}) is running on ${dataDir}; stop it first`);
+  await writeFile(file, `${process.pid}\n`, { mode: 0o600 });
+  return () => rm(file, { force: true });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -1,9 +1,15 @@
+import { z } from "zod";
 import type { Actor } from "../actor.ts";
 import type { AppItem } from "../apps/entity.ts";
 import { getAppItem } from "../apps/service.ts";
 import { recordAudit } from "../audit/service.ts";
-import { z } from "zod";
-import { ConditionFailedError, ConflictError, NotFoundError, ServiceUnavailableError, ValidationError } from "../errors.ts";
+import {
+  ConditionFailedError,
+  ConflictError,
+  NotFoundError,
+  ServiceUnavailableError,
+  ValidationError,
+} from "../errors.ts";
 import { githubClientFor, repoPath } from "../github/repos.ts";
 import { GitHubApiError } from "../github/rest.ts";
 import { newId } from "../ids.ts";
