@@ -11,13 +11,14 @@ import { cpus, totalmem } from "node:os";
 import { apps } from "./bench/apps.ts";
 import { auth } from "./bench/auth.ts";
 import { deploys } from "./bench/deploys.ts";
+import { drain } from "./bench/drain.ts";
 import { http } from "./bench/http.ts";
 import { lambda } from "./bench/lambda.ts";
 import { cleanup, renderTable, root, type Suite, type SuiteResult } from "./bench/lib.ts";
 import { realtime } from "./bench/realtime.ts";
 import { startup } from "./bench/startup.ts";
 
-const suites: Suite[] = [startup, http, lambda, auth, apps, deploys, realtime];
+const suites: Suite[] = [startup, http, lambda, auth, apps, deploys, drain, realtime];
 
 /** Set on SIGINT/SIGTERM: what was started is being stopped; the run ends with 130. */
 let interrupted = false;

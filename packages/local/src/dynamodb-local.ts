@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -70,7 +70,9 @@ export async function startDynamoDbLocal(opts: DynamoDbLocalOptions = {}): Promi
 async function launch(opts: DynamoDbLocalOptions, port: number): Promise<DynamoDbLocal> {
   const jars = jarDirectory();
   const storage = opts.dataDir ? ["-dbPath", resolve(opts.dataDir)] : ["-inMemory"];
+  const pidFile = opts.dataDir && join(resolve(opts.dataDir), "dynamodb-local.pid");
   if (opts.dataDir) await mkdir(opts.dataDir, { recursive: true });
+  if (pidFile) await reapOrphan(pidFile);
   const child = spawn(
     "java",
     [
@@ -95,6 +97,7 @@ async function launch(opts: DynamoDbLocalOptions, port: number): Promise<DynamoD
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  if (pidFile && child.pid) await writeFile(pidFile, `${child.pid}\n`, { mode: 0o600 });
   const killOnExit = () => child.kill("SIGKILL");
   process.once("exit", killOnExit);
 
@@ -108,6 +111,7 @@ async function launch(opts: DynamoDbLocalOptions, port: number): Promise<DynamoD
     const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
     await exited;
     clearTimeout(timer);
+    if (pidFile) await rm(pidFile, { force: true });
   };
 
   try {
@@ -117,6 +121,25 @@ async function launch(opts: DynamoDbLocalOptions, port: number): Promise<DynamoD
     throw err;
   }
   return { endpoint, client, stop };
+}
+
+/**
+ * A runtime killed outright (SIGKILL, OOM) cannot stop its DynamoDB Local,
+ * which then keeps the database files open. The next start on the same data
+ * directory ends that orphan first (only if it still is DynamoDB Local).
+ */
+async function reapOrphan(pidFile: string): Promise<void> {
+  const pid = Number.parseInt(await readFile(pidFile, "utf8").catch(() => ""), 10);
+  if (!pid) return;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+  if (cmdline.includes("DynamoDBLocal.jar")) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+    for (let i = 0; i < 100 && (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")) !== ""; i++)
+      await new Promise((r) => setTimeout(r, 50));
+  }
+  await rm(pidFile, { force: true });
 }
 
 async function waitReady(

@@ -1,5 +1,6 @@
 import type { TableQueue } from "@hoist/core/adapters/local/table-queue";
 import type { TableScheduler } from "@hoist/core/adapters/local/table-scheduler";
+import { wakeStaleQueues } from "@hoist/core/jobs/app-worker";
 import { createScheduledEventHandler } from "@hoist/core/jobs/auto-stop";
 import { jobHandlers, scheduledHandlers } from "@hoist/core/jobs/handlers";
 import { createJobWorker } from "@hoist/core/jobs/worker";
@@ -40,6 +41,8 @@ export async function startLocalWorkers(
   await scheduler.start(fire);
   if (every > 0) await rearm();
   else await scheduler.cancel(SWEEP);
+  // Deployments queued by a process that died before sending their job run now, not at the next sweep.
+  await wakeStaleQueues(deps, 0);
 
   return async () => {
     await Promise.all([queue.stop(), scheduler.stop()]);

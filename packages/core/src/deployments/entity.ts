@@ -70,7 +70,16 @@ export const queuedKey = (d: Pick<DeploymentItem, "appId" | "queuedAt" | "id">):
   pk: queuedPk(d.appId),
   sk: sortOf(d.queuedAt, d.id),
 });
-export type QueuedItem = Key & { entity: "queued-deployment"; deploymentId: string; appId: string; ownerId: string };
+/** Every app's queued markers, oldest first (a sparse index: only markers carry it), for the stale-queue sweep. */
+export const allQueuedPk = "DEPLOYMENTS#QUEUED";
+export type QueuedItem = Key & {
+  entity: "queued-deployment";
+  deploymentId: string;
+  appId: string;
+  ownerId: string;
+  gsi1pk: string;
+  gsi1sk: string;
+};
 export const logKey = (deploymentId: string, seq: number): Key => ({
   pk: `DEP#${deploymentId}`,
   sk: `LOG#${String(seq).padStart(10, "0")}`,

@@ -1,6 +1,14 @@
 import type { Deps } from "../ports.ts";
 import { cond, queryAll, type TransactOp } from "../store/store.ts";
-import { type DeploymentItem, deploymentKey, type QueuedItem, queuedKey, queuedPk } from "./entity.ts";
+import {
+  allQueuedPk,
+  type DeploymentItem,
+  deploymentKey,
+  type QueuedItem,
+  queuedKey,
+  queuedPk,
+  sortOf,
+} from "./entity.ts";
 
 /** The writes that queue a deployment: the item and its marker, in one transaction. */
 export function queueOps(item: DeploymentItem): TransactOp[] {
@@ -10,6 +18,8 @@ export function queueOps(item: DeploymentItem): TransactOp[] {
     deploymentId: item.id,
     appId: item.appId,
     ownerId: item.ownerId,
+    gsi1pk: allQueuedPk,
+    gsi1sk: sortOf(item.queuedAt, item.id),
   };
   return [
     { put: item, condition: cond.notExists() },
@@ -47,4 +57,18 @@ export async function oldestQueued(deps: Pick<Deps, "store">, appId: string): Pr
   // A marker whose deployment is gone (its app was deleted with it): drop it and look again.
   await deps.store.delete({ pk: marker.pk, sk: marker.sk });
   return oldestQueued(deps, appId);
+}
+
+/** Apps with a deployment queued before `before` (epoch ms), each once. */
+export async function appsQueuedBefore(
+  deps: Pick<Deps, "store">,
+  before: number,
+): Promise<{ ownerId: string; appId: string }[]> {
+  const markers = await queryAll<QueuedItem>(deps.store, {
+    index: "gsi1",
+    pk: allQueuedPk,
+    sk: { lt: sortOf(before, "") },
+  });
+  const apps = new Map(markers.map((m) => [m.appId, { ownerId: m.ownerId, appId: m.appId }]));
+  return [...apps.values()];
 }

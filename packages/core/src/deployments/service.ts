@@ -14,7 +14,7 @@ import { githubClientFor, repoPath } from "../github/repos.ts";
 import { GitHubApiError } from "../github/rest.ts";
 import { newId } from "../ids.ts";
 import type { Deps } from "../ports.ts";
-import { cond } from "../store/store.ts";
+import { cond, type TransactOp } from "../store/store.ts";
 import { type UserItem, userKeys } from "../users/entity.ts";
 import {
   appDeploymentsPk,
@@ -51,6 +51,8 @@ export async function queueDeployment(
   app: AppItem,
   input: NewDeployment,
   actor: Actor | null,
+  /** More writes that must land with the deployment, or not at all (a webhook's progress on its delivery claim). */
+  alsoWrite: (deploymentId: string) => TransactOp[] = () => [],
 ): Promise<Deployment> {
   const now = Date.now();
   const id = newId("dep");
@@ -82,7 +84,7 @@ export async function queueDeployment(
     gsi2pk: ownerDeploymentsPk(app.ownerId),
     gsi2sk: sortOf(now, id),
   };
-  await deps.store.transact(queueOps(item));
+  await deps.store.transact([...queueOps(item), ...alsoWrite(id)]);
   try {
     await deps.queue.send({ type: "deploy", deploymentId: id });
   } catch (err) {

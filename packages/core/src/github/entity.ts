@@ -3,7 +3,7 @@ import type { Key } from "../store/store.ts";
 /** How long a delivery id is remembered (DynamoDB TTL); GitHub's redeliveries happen well within it. */
 export const DELIVERY_TTL_SECONDS = 7 * 24 * 60 * 60;
 /** A `processing` claim older than this belongs to a handler that died; a redelivery may take it over. */
-export const CLAIM_STALE_MS = 60_000;
+export const CLAIM_STALE_MS = 15_000;
 
 export type DeliveryState = "processing" | "done";
 

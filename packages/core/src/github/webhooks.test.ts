@@ -378,12 +378,13 @@ describe("delivery claims", () => {
     await t.deps.store.put(item);
   };
 
-  it("treats a fresh processing claim as a duplicate", async () => {
+  it("asks a redelivery of a delivery still being processed to come back (503 + Retry-After), queueing nothing", async () => {
     const id = randomUUID();
     await claim(id, Date.now());
     const before = await counts();
     const res = await deliver({ id, body: pushPayload("Octo/Shop", "main") });
-    expect(res.body).toMatchObject({ status: "duplicate" });
+    expect(res.status).toBe(503);
+    expect(Number(res.res.headers.get("retry-after"))).toBeGreaterThan(0);
     expect(await counts()).toEqual(before);
   });
 

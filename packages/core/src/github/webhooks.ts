@@ -32,13 +32,12 @@ import { CLAIM_STALE_MS, DELIVERY_TTL_SECONDS, type DeliveryItem, deliveryKey } 
  * - recording it as done before queueing would drop the deploy for good if
  *   we crashed in between, since every redelivery would be "a duplicate".
  * So a claim still `processing` after CLAIM_STALE_MS (the handler died: the
- * work takes milliseconds) may be taken over by a redelivery (a conditional
- * update on the old `claimId`), and a fresh or finished one makes the
- * redelivery a 202 `duplicate`. After each queued deployment the claim records
- * `queued[appId]`, so a takeover only does what is left; the one remaining
- * window (a crash between queueing and recording it) can at worst queue the
- * same sha twice for one app, which the per-app deploy lock serialises and
- * supersedes — far better than losing the deploy.
+ * work takes milliseconds, and GitHub gives up after 10 s) may be taken over
+ * by a redelivery (a conditional update on the old `claimId`); a fresh one
+ * answers the redelivery 503 with Retry-After (its outcome is not known yet),
+ * and a finished one makes it a 202 `duplicate`. Each deployment is queued in
+ * one transaction with the claim's `queued[appId]`, so a takeover does only
+ * what is left, and no crash can queue a commit twice or lose one.
  */
 
 export interface IncomingWebhook {
@@ -284,7 +283,14 @@ async function claimDelivery(
       if (attempt < 2) continue;
       throw new Error(`Could not claim GitHub delivery ${deliveryId}`);
     }
-    if (existing.state !== "processing" || existing.claimedAt > now - CLAIM_STALE_MS) return { duplicate: existing };
+    if (existing.state !== "processing") return { duplicate: existing };
+    if (existing.claimedAt > now - CLAIM_STALE_MS) {
+      // Another attempt is at it, or died at it: either way its answer is not ours to give. Ask again later.
+      const wait = Math.max(1, Math.ceil((existing.claimedAt + CLAIM_STALE_MS - now) / 1000));
+      throw new HoistError(503, "delivery_in_progress", "This delivery is being processed; redeliver it shortly", {
+        headers: { "Retry-After": String(wait) },
+      });
+    }
     try {
       const taken = await deps.store.update<DeliveryItem>(key, {
         set: { claimId: item.claimId, claimedAt: now },
@@ -399,18 +405,34 @@ async function deployPush(
       deployments.push(done);
       continue;
     }
-    const deployment = await queueDeployment(
-      deps,
-      app,
-      {
-        trigger,
-        ref: plan.branch,
-        commitSha: plan.commitSha,
-        commitMessage: plan.commitMessage,
-        author: plan.author,
-      },
-      null,
-    );
+    let deployment: Awaited<ReturnType<typeof queueDeployment>>;
+    try {
+      deployment = await queueDeployment(
+        deps,
+        app,
+        {
+          trigger,
+          ref: plan.branch,
+          commitSha: plan.commitSha,
+          commitMessage: plan.commitMessage,
+          author: plan.author,
+        },
+        null,
+        // The claim records each deployment in the same transaction: a crash can lose neither half.
+        (id) => [
+          {
+            update: {
+              ...deliveryKey(claim.id),
+              set: { queued: { ...queued, [app.id]: id } },
+              condition: cond.eq("claimId", claim.claimId),
+            },
+          },
+        ],
+      );
+    } catch (err) {
+      if (err instanceof ConditionFailedError) break; // we stalled and a redelivery took the claim over
+      throw err;
+    }
     deployments.push(deployment.id);
     queued[app.id] = deployment.id;
     await recordAudit(deps, {
@@ -428,7 +450,6 @@ async function deployPush(
       },
       ipAddress: ip,
     });
-    if (!(await holdClaim(deps, claim, { queued }))) break;
   }
   return deployments;
 }

@@ -2,7 +2,7 @@ import { type AppItem, appKey } from "../apps/entity.ts";
 import { failStrandedTransition, pendingTransition, runTransition, type Transition } from "../apps/lifecycle.ts";
 import { type AppLockItem, acquireAppLock, appLockKey, type LockWork, releaseAppLock } from "../apps/lock.ts";
 import { type DeploymentItem, deploymentKey, FINISHED } from "../deployments/entity.ts";
-import { oldestQueued } from "../deployments/queued.ts";
+import { appsQueuedBefore, oldestQueued } from "../deployments/queued.ts";
 import { failStranded, runDeployment } from "../deployments/worker.ts";
 import { ConditionFailedError } from "../errors.ts";
 import { newToken } from "../ids.ts";
@@ -122,3 +122,16 @@ export async function deployJob(job: Extract<Job, { type: "deploy" }>, deps: Dep
 /** `app-start` / `app-stop`: a wake-up for the app (what runs is read from the app itself). */
 export const appJob = (job: Extract<Job, { type: "app-start" | "app-stop" }>, deps: Deps) =>
   wakeApp(deps, job.ownerId, job.appId);
+
+/**
+ * The backstop for a deployment whose job was never sent (the process died
+ * between the write and the send): wakes every app with a deployment queued
+ * longer than `olderThanMs`. Run at each embedded start and with the periodic
+ * sweep on both runtimes; a wake for a busy app does nothing.
+ */
+export async function wakeStaleQueues(deps: Deps, olderThanMs: number): Promise<number> {
+  const apps = await appsQueuedBefore(deps, Date.now() - olderThanMs);
+  for (const { ownerId, appId } of apps) await deps.queue.send({ type: "app-wake", ownerId, appId });
+  if (apps.length > 0) deps.logger.info("woke apps with waiting deployments", { apps: apps.length });
+  return apps.length;
+}

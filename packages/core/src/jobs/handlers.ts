@@ -1,7 +1,7 @@
 import { autoStop } from "../apps/lifecycle.ts";
 import type { Deps, ScheduledEvent } from "../ports.ts";
 import { sweepServers } from "../servers/status.ts";
-import { appJob, appWakeJob, deployJob, wakeApp } from "./app-worker.ts";
+import { appJob, appWakeJob, deployJob, wakeApp, wakeStaleQueues } from "./app-worker.ts";
 import type { JobHandlers } from "./worker.ts";
 
 /** Job handlers by type; each is idempotent (deliveries are at least once). */
@@ -22,6 +22,7 @@ export const scheduledHandlers: ScheduledHandlers = {
     if (await autoStop(event, deps)) await wakeApp(deps, event.ownerId, event.appId);
   },
   "status-sweep": async (_event, deps) => {
+    await wakeStaleQueues(deps, 60_000);
     const result = await sweepServers(deps);
     deps.logger.info("status sweep", result);
   },
