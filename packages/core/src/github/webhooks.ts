@@ -284,13 +284,8 @@ async function claimDelivery(
       throw new Error(`Could not claim GitHub delivery ${deliveryId}`);
     }
     if (existing.state !== "processing") return { duplicate: existing };
-    if (existing.claimedAt > now - CLAIM_STALE_MS) {
-      // Another attempt is at it, or died at it: either way its answer is not ours to give. Ask again later.
-      const wait = Math.max(1, Math.ceil((existing.claimedAt + CLAIM_STALE_MS - now) / 1000));
-      throw new HoistError(503, "delivery_in_progress", "This delivery is being processed; redeliver it shortly", {
-        headers: { "Retry-After": String(wait) },
-      });
-    }
+    // Another attempt is at it, or died at it: either way its answer is not ours to give. Ask again later.
+    if (existing.claimedAt > now - CLAIM_STALE_MS) throw inProgress(existing.claimedAt);
     try {
       const taken = await deps.store.update<DeliveryItem>(key, {
         set: { claimId: item.claimId, claimedAt: now },
@@ -299,12 +294,25 @@ async function claimDelivery(
       return { item: taken };
     } catch (err) {
       if (!(err instanceof ConditionFailedError)) throw err;
-      // Another redelivery took it over first.
+      // Another redelivery took it over first: done by now, or still its to finish.
       const current = await deps.store.get<DeliveryItem>(key, { consistent: true });
-      return { duplicate: current ?? existing };
+      if (current?.state === "done") return { duplicate: current };
+      throw inProgress(current?.claimedAt ?? now);
     }
   }
 }
+
+/** 503 + Retry-After: the delivery's outcome is not known yet (GitHub's "Redeliver" later gets it). */
+export class DeliveryInProgressError extends HoistError {
+  override name = "DeliveryInProgressError";
+  constructor(retryAfterSeconds: number) {
+    super(503, "delivery_in_progress", "This delivery is being processed; redeliver it shortly", {
+      headers: { "Retry-After": String(retryAfterSeconds) },
+    });
+  }
+}
+const inProgress = (claimedAt: number) =>
+  new DeliveryInProgressError(Math.max(1, Math.ceil((claimedAt + CLAIM_STALE_MS - Date.now()) / 1000)));
 
 /**
  * Writes progress (or completion) on the claim, only while it is still ours;
@@ -430,7 +438,8 @@ async function deployPush(
         ],
       );
     } catch (err) {
-      if (err instanceof ConditionFailedError) break; // we stalled and a redelivery took the claim over
+      // We stalled and a redelivery took the claim over: it finishes, and answers, the rest.
+      if (err instanceof ConditionFailedError) throw inProgress(Date.now());
       throw err;
     }
     deployments.push(deployment.id);
