@@ -3,7 +3,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import ssh2 from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestSshServer, type TestSshServer } from "../testing/ssh-server.ts";
+import { ed25519KeyPair, startTestSshServer, type TestSshServer } from "../testing/ssh-server.ts";
 import { buildScript, CWD_MISSING_EXIT, CWD_MISSING_MARKER, writeFileScript } from "./shell.ts";
 import { type ExecOptions, LINE_TRUNCATED_MARKER, Ssh2Executor, SshError, type SshTarget } from "./ssh.ts";
 
@@ -173,7 +173,7 @@ describe("Ssh2Executor against a real SSH server", () => {
     });
 
     it("fails clearly with a key the server does not accept", async () => {
-      const other = ssh2.utils.generateKeyPairSync("ed25519");
+      const other = ed25519KeyPair();
       const err = await failure(run("true", {}, target({ privateKey: other.private })));
       expect(err.kind).toBe("auth");
       expect(err.message).toBe(

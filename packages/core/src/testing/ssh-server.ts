@@ -58,14 +58,26 @@ export interface TestSshServer {
   stop(): Promise<void>;
 }
 
+/**
+ * An ed25519 pair that ssh2 can read back: about 1 in 500 of the keys
+ * `generateKeyPairSync` writes fail its own parser ("Malformed OpenSSH
+ * private key"), which made any test starting a server fail at random.
+ */
+export function ed25519KeyPair(): { private: string; public: string } {
+  for (;;) {
+    const pair = ssh2.utils.generateKeyPairSync("ed25519");
+    if (!(ssh2.utils.parseKey(pair.private) instanceof Error)) return pair;
+  }
+}
+
 export async function startTestSshServer(opts: TestSshServerOptions = {}): Promise<TestSshServer> {
   const cwd = opts.cwd ?? (await mkdtemp(join(tmpdir(), "hoist-ssh-")));
   const username = opts.username ?? "deploy";
   const password = opts.password ?? randomBytes(12).toString("hex");
   const signalMode = opts.signals ?? "group";
   const killOnClose = opts.killOnClose ?? true;
-  const hostKey = ssh2.utils.generateKeyPairSync("ed25519");
-  const clientKey = ssh2.utils.generateKeyPairSync("ed25519");
+  const hostKey = ed25519KeyPair();
+  const clientKey = ed25519KeyPair();
   const allowedKeys = [clientKey.public, ...(opts.authorizedKeys ?? [])].map(parse);
   const commands: string[] = [];
   const signals: string[] = [];
