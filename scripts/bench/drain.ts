@@ -40,6 +40,8 @@ export const drain: Suite = {
             "failed",
             "stuck",
             "drain s",
+            "of which ingest s",
+            "then tail s",
             "problems",
           ],
           rows: [
@@ -52,11 +54,14 @@ export const drain: Suite = {
               report.failed,
               report.stuck,
               report.drainSeconds.toFixed(1),
+              report.ingestSeconds.toFixed(1),
+              report.tailSeconds.toFixed(1),
               report.problems.length,
             ],
           ],
           notes: [
             `lease ${LEASE_SECONDS} s, each deploy command runs ${RUN_SECONDS} s; failed = runs the kill interrupted (stranded, failed at takeover)`,
+            "drain = from the restarted runtime ready to the last deployment ended: the remaining pushes are sent meanwhile (ingest), then the tail runs each app's newest commit",
             ...report.problems.slice(0, 10).map((p) => `problem: ${p}`),
           ],
         },

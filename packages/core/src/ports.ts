@@ -68,4 +68,11 @@ export interface Deps {
   executor: Executor;
   /** JWT signing and verification keys (a data-dir file embedded, an SST secret on AWS). */
   jwtKeys: JwtKeySet;
+  /**
+   * Set only where this process is the one process working on its table (the
+   * embedded runtime, holding its data directory's lock): leases and claims
+   * recorded under another instance id were left by a process that died, and
+   * are taken over at once instead of after their lease.
+   */
+  exclusiveInstanceId?: string;
 }

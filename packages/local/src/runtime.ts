@@ -11,6 +11,7 @@ import { TableScheduler } from "@hoist/core/adapters/local/table-scheduler";
 import { fileKeySet } from "@hoist/core/auth/keys";
 import type { Config } from "@hoist/core/config";
 import { createApp } from "@hoist/core/http/app";
+import { newToken } from "@hoist/core/ids";
 import { createLogger, type Logger } from "@hoist/core/logger";
 import type { Deps } from "@hoist/core/ports";
 import { createWsHandler } from "@hoist/core/realtime/ws-handler";
@@ -98,6 +99,8 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
       executor: new Ssh2Executor(),
       keyVault: await FileKeyVault.open(dataDir),
       jwtKeys: await fileKeySet(dataDir),
+      // This process holds the data directory: work recorded by any other instance was left by a dead one.
+      exclusiveInstanceId: newToken(),
     };
     const wsHandler = createWsHandler(deps);
 

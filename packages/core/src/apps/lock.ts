@@ -20,7 +20,15 @@ export type AppLockItem = Key & {
   work: LockWork;
   leaseUntil: number;
   acquiredAt: number;
+  /** The exclusive instance that took it, if any (see `Deps.exclusiveInstanceId`). */
+  instanceId?: string;
 };
+
+/** Whether the lock's holder can no longer be working: its lease lapsed, or its (exclusive) process is gone. */
+export function lapsed(deps: Pick<Deps, "exclusiveInstanceId">, lock: AppLockItem, now = Date.now()): boolean {
+  if (lock.leaseUntil <= now) return true;
+  return deps.exclusiveInstanceId !== undefined && lock.instanceId !== deps.exclusiveInstanceId;
+}
 
 export const appLockKey = (appId: string): Key => ({ pk: `APP#${appId}`, sk: "LOCK" });
 
@@ -32,7 +40,7 @@ export type Acquired = {
 
 /** Takes the app's lock for `work`, or answers the live lock that holds it. */
 export async function acquireAppLock(
-  deps: Pick<Deps, "store" | "config">,
+  deps: Pick<Deps, "store" | "config" | "exclusiveInstanceId">,
   owner: { ownerId: string; appId: string },
   work: LockWork,
   holder: string,
@@ -40,7 +48,7 @@ export async function acquireAppLock(
   for (let attempt = 0; attempt < 3; attempt++) {
     const current = await deps.store.get<AppLockItem>(appLockKey(owner.appId), { consistent: true });
     const now = Date.now();
-    if (current && current.leaseUntil > now) return { held: current };
+    if (current && !lapsed(deps, current, now)) return { held: current };
     const lock: AppLockItem = {
       ...appLockKey(owner.appId),
       entity: "app-lock",
@@ -49,6 +57,7 @@ export async function acquireAppLock(
       work,
       leaseUntil: now + deps.config.deploy.leaseMs,
       acquiredAt: now,
+      ...(deps.exclusiveInstanceId ? { instanceId: deps.exclusiveInstanceId } : {}),
     };
     try {
       // Conditional on the lock we saw: of two workers racing for a free or lapsed lock, one wins.

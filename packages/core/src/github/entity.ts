@@ -20,6 +20,8 @@ export type DeliveryItem = Key & {
   /** Changes on every claim (and takeover): progress and completion are written only by its holder. */
   claimId: string;
   claimedAt: number;
+  /** The exclusive instance that holds the claim, if any (see `Deps.exclusiveInstanceId`). */
+  instanceId?: string;
   receivedAt: number;
   finishedAt: number | null;
   /** appId → deploymentId for every deployment queued so far, so a takeover does not queue them again. */

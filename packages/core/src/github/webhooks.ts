@@ -248,7 +248,7 @@ export async function handleWebhook(
 
 /** Claims the delivery id (or takes over a stale claim); `duplicate` when another attempt has or holds it. */
 async function claimDelivery(
-  deps: Pick<Deps, "store">,
+  deps: Pick<Deps, "store" | "exclusiveInstanceId">,
   deliveryId: string,
   event: string,
   repo: string | null,
@@ -265,6 +265,7 @@ async function claimDelivery(
       state: "processing",
       claimId: newToken(),
       claimedAt: now,
+      ...(deps.exclusiveInstanceId ? { instanceId: deps.exclusiveInstanceId } : {}),
       receivedAt: now,
       finishedAt: null,
       queued: {},
@@ -285,10 +286,11 @@ async function claimDelivery(
     }
     if (existing.state !== "processing") return { duplicate: existing };
     // Another attempt is at it, or died at it: either way its answer is not ours to give. Ask again later.
-    if (existing.claimedAt > now - CLAIM_STALE_MS) throw inProgress(existing.claimedAt);
+    const orphaned = deps.exclusiveInstanceId !== undefined && existing.instanceId !== deps.exclusiveInstanceId;
+    if (existing.claimedAt > now - CLAIM_STALE_MS && !orphaned) throw inProgress(existing.claimedAt);
     try {
       const taken = await deps.store.update<DeliveryItem>(key, {
-        set: { claimId: item.claimId, claimedAt: now },
+        set: { claimId: item.claimId, claimedAt: now, instanceId: deps.exclusiveInstanceId ?? null },
         condition: cond.and(cond.eq("state", "processing"), cond.eq("claimId", existing.claimId)),
       });
       return { item: taken };

@@ -1,6 +1,6 @@
 import { type AppItem, appKey } from "../apps/entity.ts";
 import { failStrandedTransition, pendingTransition, runTransition, type Transition } from "../apps/lifecycle.ts";
-import { type AppLockItem, acquireAppLock, appLockKey, type LockWork, releaseAppLock } from "../apps/lock.ts";
+import { type AppLockItem, acquireAppLock, appLockKey, type LockWork, lapsed, releaseAppLock } from "../apps/lock.ts";
 import { type DeploymentItem, deploymentKey, FINISHED } from "../deployments/entity.ts";
 import { appsQueuedBefore, oldestQueued } from "../deployments/queued.ts";
 import { failStranded, runDeployment } from "../deployments/worker.ts";
@@ -70,7 +70,7 @@ async function nextWork(deps: Deps, ownerId: string, appId: string): Promise<Wor
 
 async function clearLapsedLock(deps: Deps, appId: string): Promise<void> {
   const lock = await deps.store.get<AppLockItem>(appLockKey(appId), { consistent: true });
-  if (!lock || lock.leaseUntil > Date.now()) return;
+  if (!lock || !lapsed(deps, lock)) return;
   try {
     await deps.store.delete(appLockKey(appId), { condition: cond.eq("holder", lock.holder) });
   } catch (err) {
@@ -98,7 +98,7 @@ async function armWatchdog(deps: Deps, lock: AppLockItem, inMs: number): Promise
 export async function appWakeJob(job: Extract<Job, { type: "app-wake" }>, deps: Deps): Promise<void> {
   if (job.holder) {
     const lock = await deps.store.get<AppLockItem>(appLockKey(job.appId), { consistent: true });
-    if (lock && lock.leaseUntil > Date.now()) {
+    if (lock && !lapsed(deps, lock)) {
       // Alive: watch on while it is the holder this watchdog was armed for; another holder has its own.
       if (lock.holder === job.holder) await armWatchdog(deps, lock, lock.leaseUntil - Date.now());
       return;

@@ -43,6 +43,10 @@ export interface CrashScenarioReport {
   stuck: number;
   /** Seconds from the restarted runtime being ready until the last deployment ended. */
   drainSeconds: number;
+  /** Seconds from the restart until every push was acknowledged (the rest of the pushes being sent). */
+  ingestSeconds: number;
+  /** Seconds from the last acknowledgement until the last deployment ended. */
+  tailSeconds: number;
   /** Everything that broke the promise; empty when it held. */
   problems: string[];
 }
@@ -236,6 +240,7 @@ export async function runCrashScenario(opts: CrashScenarioOptions): Promise<Cras
       await pool(unanswered.splice(0));
     }
 
+    const allAckedAt = Date.now();
     // Drain: until every deployment of every app has ended.
     const listAll = async () => {
       const all: Dep[] = [];
@@ -317,6 +322,8 @@ export async function runCrashScenario(opts: CrashScenarioOptions): Promise<Cras
       failed: count("failed"),
       stuck: count("queued") + count("running"),
       drainSeconds,
+      ingestSeconds: (allAckedAt - restartedAt) / 1000,
+      tailSeconds: Math.max(0, (lastEnd - allAckedAt) / 1000),
       problems,
     };
   } finally {
