@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
 
@@ -10,6 +11,25 @@ const port = z.coerce.number().int().min(0).max(65535);
 const count = z.coerce.number().int().min(0);
 const seconds = z.coerce.number().int().min(1);
 const url = z.url({ protocol: /^https?$/ });
+/** Comma-separated CIDRs (`10.0.0.0/8, ::1/128`); a bare address is a /32 (or /128). */
+const cidrList = z
+  .string()
+  .transform((s) =>
+    s
+      .split(",")
+      .map((c) => c.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z.array(
+      z.string().refine((c) => {
+        const [address, bits, ...rest] = c.split("/");
+        const family = isIP(address ?? "");
+        const max = family === 4 ? 32 : 128;
+        return family !== 0 && rest.length === 0 && (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= max));
+      }, "a comma-separated list of CIDRs, e.g. 10.0.0.0/8,fd00::/8"),
+    ),
+  );
 
 const schema = z.object({
   PORT: port.default(3000),
@@ -59,7 +79,28 @@ const schema = z.object({
   HOIST_DEPLOY_LOG_MAX_LINES: count.min(10).default(20_000),
   HOIST_DYNAMODB_PORT: port.default(0),
   HOIST_DYNAMODB_ENDPOINT: url.optional(),
+  HOIST_RATE_LIMIT_REFRESH: count.default(30),
+  HOIST_RATE_LIMIT_WEBHOOK_FAILURES: count.default(20),
+  HOIST_TRUSTED_PROXIES: cidrList.default([]),
+  HOIST_SSH_DENY_NETWORKS: cidrList.optional(),
+  HOIST_SSH_ALLOW_NETWORKS: cidrList.default([]),
+  /** Set by the stacks on AWS (the stage name); its presence tightens defaults meant for the cloud. */
+  HOIST_STAGE: z.string().min(1).optional(),
 });
+
+/** Link-local (which holds 169.254.169.254, the EC2/GCP/Azure metadata address) and other clouds' metadata addresses. */
+export const ALWAYS_DENIED_NETWORKS = ["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32"];
+/** On AWS, also loopback and private ranges: a Lambda must not become a port scanner of its VPC or itself. */
+export const AWS_DENIED_NETWORKS = [
+  "127.0.0.0/8",
+  "::1/128",
+  "0.0.0.0/8",
+  "10.0.0.0/8",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "100.64.0.0/10",
+  "fc00::/7",
+];
 
 export type Env = z.input<typeof schema>;
 
@@ -75,7 +116,10 @@ export interface Config {
   publicWsUrl: string | undefined;
   corsOrigins: string[];
   bodyLimitBytes: number;
-  rateLimit: { auth: number; api: number };
+  /** Requests per minute per client IP: sign-in and sign-up, token refreshes, the rest; failed webhook signatures. */
+  rateLimit: { auth: number; api: number; refresh: number; webhookFailures: number };
+  /** Proxies (CIDRs) whose `X-Forwarded-For` is believed; the client is the address before the first of them. */
+  trustedProxies: string[];
   auth: {
     issuer: string;
     accessTokenTtlSeconds: number;
@@ -94,7 +138,15 @@ export interface Config {
   ws: { idleTimeoutSeconds: number; maxAgeSeconds: number };
   dynamodb: { port: number; endpoint: string | undefined };
   deploy: { timeoutMs: number; leaseMs: number; logMaxLines: number };
-  ssh: { connectTimeoutMs: number; commandTimeoutMs: number; statusTimeoutMs: number; sweepIntervalSeconds: number };
+  ssh: {
+    connectTimeoutMs: number;
+    commandTimeoutMs: number;
+    statusTimeoutMs: number;
+    sweepIntervalSeconds: number;
+    /** Server addresses (resolved at connect time) Hoist refuses to connect to, unless `allowNetworks` has them. */
+    denyNetworks: string[];
+    allowNetworks: string[];
+  };
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -112,7 +164,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     publicWsUrl: e.HOIST_PUBLIC_WS_URL,
     corsOrigins: e.HOIST_CORS_ORIGINS,
     bodyLimitBytes: e.HOIST_BODY_LIMIT_BYTES,
-    rateLimit: { auth: e.HOIST_RATE_LIMIT_AUTH, api: e.HOIST_RATE_LIMIT_API },
+    rateLimit: {
+      auth: e.HOIST_RATE_LIMIT_AUTH,
+      api: e.HOIST_RATE_LIMIT_API,
+      refresh: e.HOIST_RATE_LIMIT_REFRESH,
+      webhookFailures: e.HOIST_RATE_LIMIT_WEBHOOK_FAILURES,
+    },
+    trustedProxies: e.HOIST_TRUSTED_PROXIES,
     auth: {
       issuer: e.HOIST_JWT_ISSUER,
       accessTokenTtlSeconds: e.HOIST_ACCESS_TOKEN_TTL_SECONDS,
@@ -140,6 +198,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       commandTimeoutMs: e.HOIST_SSH_COMMAND_TIMEOUT_SECONDS * 1000,
       statusTimeoutMs: e.HOIST_STATUS_TIMEOUT_SECONDS * 1000,
       sweepIntervalSeconds: e.HOIST_STATUS_SWEEP_SECONDS,
+      denyNetworks:
+        e.HOIST_SSH_DENY_NETWORKS ?? [...ALWAYS_DENIED_NETWORKS, ...(e.HOIST_STAGE ? AWS_DENIED_NETWORKS : [])],
+      allowNetworks: e.HOIST_SSH_ALLOW_NETWORKS,
     },
   };
 }
