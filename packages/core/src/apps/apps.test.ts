@@ -214,6 +214,18 @@ describe("apps", () => {
     expect((failed.lastError as Json).message).toMatch(/exited with 3/);
   });
 
+  it("masks env values, every line of a multi-line one too, in the stored output of a failed command", async () => {
+    const pem = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\nAASCBKcwggSjAgEAAoIBAQC7\n-----END KEY-----";
+    const app = await makeApp("leaky", { commands: { start: 'echo "db=$DB_PASSWORD"; printf "%s\\n" "$TLS_KEY"; exit 4' } });
+    await t.json("PUT", `/api/apps/${app.id}/env`, { token, body: { DB_PASSWORD: "hunter2-secret", TLS_KEY: pem } });
+    await post(`/api/apps/${app.id}/start`);
+    const failed = await appStatus(app.id, "error");
+    const output = (failed.lastError as { output: string[] }).output;
+    expect(output).toContain("db=••••");
+    expect(output).toContain("••••");
+    expect(JSON.stringify(failed)).not.toMatch(/hunter2|MIIEvQ|AASCBK|BEGIN KEY/);
+  });
+
   it("kills a command that hangs past the timeout and says so", async () => {
     const app = await makeApp("hang", { commands: { start: "sleep 30" } });
     await post(`/api/apps/${app.id}/start`);

@@ -9,7 +9,9 @@ import { SshError } from "../servers/ssh.ts";
 import { cond } from "../store/store.ts";
 import { recordRunningMinutes } from "../usage/service.ts";
 import { type AppItem, type AppStatus, appKey, commandsOf } from "./entity.ts";
+import { readEnv } from "./env.ts";
 import { type AppLockItem, type LockWork, withHeartbeat } from "./lock.ts";
+import { masker } from "./mask.ts";
 import { runAppCommand } from "./remote.ts";
 
 /** One auto-stop schedule per app; starting again moves it, stopping deletes it. */
@@ -235,14 +237,20 @@ export async function runTransition(deps: Deps, app: AppItem, lock: AppLockItem)
       await fail(deps, app, "The server has no SSH credentials; add a privateKey or password to it", null, []);
     else {
       const command = verb === "start" ? commandsOf(app).start : commandsOf(app).stop;
-      const result = await withHeartbeat(deps, lock, () => runAppCommand(deps, app, server, command));
+      const env = await readEnv(deps, app.ownerId, app.id);
+      const result = await withHeartbeat(deps, lock, () => runAppCommand(deps, app, server, command, { env }));
       if (result.exitCode !== 0) {
         const why =
           result.exitCode === null ? `killed by ${result.signal ?? "a signal"}` : `exited with ${result.exitCode}`;
-        await fail(deps, app, `The ${verb} command ${why}`, result.exitCode, [
-          ...result.stdoutTail,
-          ...result.stderrTail,
-        ]);
+        // The output is stored and shown (`lastError.output`): masked like deploy logs.
+        const mask = masker(Object.values(env));
+        await fail(
+          deps,
+          app,
+          `The ${verb} command ${why}`,
+          result.exitCode,
+          [...result.stdoutTail, ...result.stderrTail].map(mask),
+        );
       } else if (verb === "start") await markRunning(deps, app);
       else await markStopped(deps, app);
     }

@@ -7,16 +7,6 @@ const FLUSH_LINES = 50;
 /** One batch: 20 BatchWriteItem requests, and a few WebSocket messages. */
 const MAX_BATCH_LINES = 500;
 const FLUSH_MS = 100;
-const MIN_MASKED_LENGTH = 4;
-export const MASK = "••••";
-
-/** Replaces every env var value (of at least 4 characters) that appears in a line. */
-export function masker(values: string[]): (line: string) => string {
-  const secrets = [...new Set(values.filter((v) => v.length >= MIN_MASKED_LENGTH))].sort((a, b) => b.length - a.length);
-  if (secrets.length === 0) return (line) => line;
-  return (line) => secrets.reduce((out, secret) => (out.includes(secret) ? out.split(secret).join(MASK) : out), line);
-}
-
 /**
  * A deployment's log: lines get consecutive `seq`s, are masked, written in
  * batches (BatchWriteItem) and published to `deployment:<id>` subscribers in

@@ -2,6 +2,7 @@ import { type AppItem, appKey, commandsOf } from "../apps/entity.ts";
 import { readEnv } from "../apps/env.ts";
 import { markDeployed } from "../apps/lifecycle.ts";
 import { type AppLockItem, withHeartbeat } from "../apps/lock.ts";
+import { masker } from "../apps/mask.ts";
 import { readRemoteHead, runAppCommand } from "../apps/remote.ts";
 import { recordAudit } from "../audit/service.ts";
 import { ConditionFailedError } from "../errors.ts";
@@ -12,7 +13,7 @@ import { SshError } from "../servers/ssh.ts";
 import { cond } from "../store/store.ts";
 import { recordDeployUsage } from "../usage/service.ts";
 import { type DeploymentItem, type DeploymentStatus, deploymentKey, toDeployment } from "./entity.ts";
-import { LogWriter, masker } from "./log-writer.ts";
+import { LogWriter } from "./log-writer.ts";
 import { leaveQueue, queuedDeployments } from "./queued.ts";
 
 type Outcome = {
