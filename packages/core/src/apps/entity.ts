@@ -8,6 +8,8 @@ export interface Repository {
   branch: string;
   autoDeploy: boolean;
   deployOn: "push" | "ci-success";
+  /** With `ci-success`: workflow names that must all have succeeded for the commit (any one succeeding otherwise). */
+  workflows?: string[];
 }
 
 export interface Commands {

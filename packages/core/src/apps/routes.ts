@@ -26,6 +26,8 @@ const RepositorySchema = z.object({
     .regex(/^[^\s~^:?*[\\]+$/, "a Git branch name"),
   autoDeploy: z.boolean().default(true),
   deployOn: z.enum(["push", "ci-success"]).default("push"),
+  /** With `deployOn: ci-success`: the workflows (by name) that must all succeed for a commit before it deploys. */
+  workflows: z.array(z.string().trim().min(1).max(200)).min(1).max(20).optional(),
 });
 const CommandsSchema = z.object({ start: Command, stop: Command, deploy: Command }).partial();
 

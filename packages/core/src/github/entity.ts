@@ -33,3 +33,6 @@ export type DeliveryItem = Key & {
 };
 
 export const deliveryKey = (deliveryId: string): Key => ({ pk: `DELIVERY#${deliveryId}`, sk: "DELIVERY" });
+
+/** Claims a commit for an app's `ci-success` deploys (TTL 90 days). */
+export const ciCommitKey = (appId: string, sha: string): Key => ({ pk: `APP#${appId}#CI`, sk: `SHA#${sha}` });

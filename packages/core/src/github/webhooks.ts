@@ -7,16 +7,17 @@ import { queueDeployment } from "../deployments/service.ts";
 import { ConditionFailedError, HoistError, ValidationError } from "../errors.ts";
 import { newToken } from "../ids.ts";
 import type { Deps } from "../ports.ts";
-import { cond } from "../store/store.ts";
+import { cond, type TransactOp } from "../store/store.ts";
 import {
   isSuccess,
   type RunOutcome,
   type RunPlan,
   recordWorkflowRun,
+  succeededWorkflows,
   toRunPlan,
   WorkflowRunPayload,
 } from "../workflow-runs/service.ts";
-import { CLAIM_STALE_MS, DELIVERY_TTL_SECONDS, type DeliveryItem, deliveryKey } from "./entity.ts";
+import { CLAIM_STALE_MS, ciCommitKey, DELIVERY_TTL_SECONDS, type DeliveryItem, deliveryKey } from "./entity.ts";
 
 /**
  * GitHub webhook deliveries (API.md § GitHub, DESIGN.md § Deploy flow step 1):
@@ -331,6 +332,34 @@ async function holdClaim(deps: Pick<Deps, "store" | "logger">, claim: DeliveryIt
   }
 }
 
+/** The deployment, its queued marker, the claim's progress, then this guard: its index in the transaction. */
+const CI_GUARD_INDEX = 3;
+const CI_GUARD_TTL_SECONDS = 90 * 24 * 3600;
+
+/** One `ci-success` deployment per app and commit, however many workflows (or reruns) go green for it. */
+function ciCommitGuard(appId: string, sha: string): TransactOp {
+  return {
+    put: {
+      ...ciCommitKey(appId, sha),
+      entity: "ci-deploy-guard",
+      expiresAt: Math.floor(Date.now() / 1000) + CI_GUARD_TTL_SECONDS,
+    },
+    condition: cond.notExists(),
+  };
+}
+
+/** An app that names the workflows that must pass deploys only once every one of them succeeded for the commit. */
+async function workflowsPassed(
+  deps: Pick<Deps, "store">,
+  app: AppItem,
+  plan: { repo: string; commitSha: string },
+): Promise<boolean> {
+  const required = app.repository?.workflows ?? [];
+  if (required.length === 0) return true;
+  const passed = await succeededWorkflows(deps, app.ownerId, plan.repo, plan.commitSha);
+  return required.every((name) => passed.has(name));
+}
+
 /** Apps that deploy on a push to `repo`@`branch` (index gsi3, every page). */
 export function appsDeployingOnPush(deps: Pick<Deps, "store">, repo: string, branch: string): Promise<AppItem[]> {
   return appsDeployingOn(deps, repo, branch, "push");
@@ -372,8 +401,9 @@ async function handleWorkflowRun(
     return { status: "ignored", ...base, deployments: [], reason: `No Hoist user connected ${run.repo}` };
   }
   let deployments: string[] = [];
-  // An out-of-order event (older than what is stored for every owner) triggers nothing.
-  if (isSuccess(run) && outcome.applied.length > 0) {
+  // An out-of-order event (older than what is stored for every owner) triggers nothing; an untrusted one
+  // (a fork's, a pull request's) never deploys.
+  if (run.trusted && isSuccess(run) && outcome.applied.length > 0) {
     deployments = await deployPush(
       deps,
       claim,
@@ -415,6 +445,7 @@ async function deployPush(
       deployments.push(done);
       continue;
     }
+    if (trigger === "ci-success" && !(await workflowsPassed(deps, app, plan))) continue;
     let deployment: Awaited<ReturnType<typeof queueDeployment>>;
     try {
       deployment = await queueDeployment(
@@ -428,7 +459,8 @@ async function deployPush(
           author: plan.author,
         },
         null,
-        // The claim records each deployment in the same transaction: a crash can lose neither half.
+        // The claim records each deployment in the same transaction: a crash can lose neither half. A green
+        // CI run also claims its commit for the app: N workflows passing make one deployment, not N.
         (id) => [
           {
             update: {
@@ -437,12 +469,14 @@ async function deployPush(
               condition: cond.eq("claimId", claim.claimId),
             },
           },
+          ...(trigger === "ci-success" ? [ciCommitGuard(app.id, plan.commitSha)] : []),
         ],
       );
     } catch (err) {
+      if (!(err instanceof ConditionFailedError)) throw err;
+      if (err.failedIndexes.includes(CI_GUARD_INDEX)) continue; // this commit already deployed (or is queued) here
       // We stalled and a redelivery took the claim over: it finishes, and answers, the rest.
-      if (err instanceof ConditionFailedError) throw inProgress(Date.now());
-      throw err;
+      throw inProgress(Date.now());
     }
     deployments.push(deployment.id);
     queued[app.id] = deployment.id;

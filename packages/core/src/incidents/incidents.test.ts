@@ -46,6 +46,10 @@ function runPayload(
     branch?: string;
     headSha?: string;
     updatedAt?: string;
+    event?: string;
+    /** The head repository's id; default: the repository's own (not a fork). */
+    headRepoId?: number;
+    name?: string;
   } = {},
 ) {
   const def = examples.find((d) => d.name === "workflow_run");
@@ -58,7 +62,9 @@ function runPayload(
   const run = p.workflow_run;
   run.id = o.id ?? runSeq++;
   run.run_number = (run.id as number) % 1000;
-  run.name = "CI";
+  run.name = o.name ?? "CI";
+  run.event = o.event ?? "push";
+  run.head_repository = { ...(run.head_repository as Json), id: o.headRepoId ?? (p.repository.id as number) };
   run.head_branch = o.branch ?? "main";
   run.head_sha = o.headSha ?? sha();
   run.status = o.status ?? "completed";
@@ -287,6 +293,68 @@ describe("workflow_run webhooks → runs, incidents, ci-success deployments", ()
     expect(full.status).toBe(202);
     expect(gh.reruns.at(-1)?.failedOnly).toBe(false);
     expect(gh.requests.at(-1)?.path).toBe(`/repos/octo/shop/actions/runs/${firstRun}/rerun`);
+  });
+
+  it("trusts only the repository's own runs: a fork's or a pull request's green run deploys nothing and resolves nothing", async () => {
+    expect((await deliver(runPayload({ conclusion: "failure" }))).status).toBe(202);
+    const [open] = await incidents(alice.token, "?status=open&repo=octo/shop");
+    expect(open).toBeDefined();
+    const before = (await deploymentsOf(apps.ci as string)).length;
+    // A fork whose branch is called main, and a pull request from a branch of the repository itself.
+    const fork = await deliver(runPayload({ conclusion: "success", event: "pull_request", headRepoId: 999_999 }));
+    const forkPush = await deliver(runPayload({ conclusion: "success", event: "push", headRepoId: 999_999 }));
+    const pr = await deliver(runPayload({ conclusion: "success", event: "pull_request_target" }));
+    for (const res of [fork, forkPush, pr]) {
+      expect(res.status).toBe(202);
+      expect(res.body.deployments).toEqual([]);
+    }
+    expect(await deploymentsOf(apps.ci as string)).toHaveLength(before);
+    expect((await t.json<Incident>("GET", `/api/incidents/${open?.id}`, { token: alice.token })).body.status).toBe(
+      "open",
+    );
+    // A fork's failing run opens nothing either.
+    await deliver(runPayload({ conclusion: "failure", event: "pull_request", headRepoId: 999_999, branch: "main" }));
+    expect(await incidents(alice.token, "?status=open&repo=octo/shop")).toHaveLength(1);
+    // The repository's own green run does resolve it.
+    await deliver(runPayload({ conclusion: "success" }));
+    expect((await t.json<Incident>("GET", `/api/incidents/${open?.id}`, { token: alice.token })).body.status).toBe(
+      "resolved",
+    );
+  });
+
+  it("deploys one commit once, however many workflows pass, and waits for every workflow an app names", async () => {
+    const headSha = sha();
+    const ci = apps.ci as string;
+    const before = (await deploymentsOf(ci)).length;
+    const first = await deliver(runPayload({ conclusion: "success", headSha, name: "CI" }));
+    const second = await deliver(runPayload({ conclusion: "success", headSha, name: "Lint" }));
+    expect((first.body.deployments as string[]).length).toBe(1);
+    expect(second.body.deployments).toEqual([]);
+    expect(await deploymentsOf(ci)).toHaveLength(before + 1);
+
+    // The app now requires both CI and Lint to pass for a commit.
+    const put = await t.json<Json>("PUT", `/api/apps/${ci}`, {
+      token: alice.token,
+      body: {
+        repository: {
+          fullName: "octo/shop",
+          branch: "main",
+          autoDeploy: true,
+          deployOn: "ci-success",
+          workflows: ["CI", "Lint"],
+        },
+      },
+    });
+    expect(put.status, JSON.stringify(put.body)).toBe(200);
+    const gated = sha();
+    const ciOnly = await deliver(runPayload({ conclusion: "success", headSha: gated, name: "CI" }));
+    expect(ciOnly.body.deployments).toEqual([]);
+    const failedLint = await deliver(runPayload({ conclusion: "failure", headSha: gated, name: "Lint" }));
+    expect(failedLint.body.deployments).toEqual([]);
+    const lint = await deliver(runPayload({ conclusion: "success", headSha: gated, name: "Lint" }));
+    expect((lint.body.deployments as string[]).length).toBe(1);
+    const [latest] = await deploymentsOf(ci);
+    expect(latest).toMatchObject({ commitSha: gated, trigger: "ci-success" });
   });
 
   it("keeps other tenants out (404) and lists nothing of alice's for them", async () => {

@@ -32,14 +32,21 @@ export type WorkflowRunItem = Key &
     id: string;
     ownerId: string;
     receivedAt: number;
+    /** From the repository itself, not a fork, and not a pull-request run (see `RunPlan.trusted`). */
+    trusted?: boolean;
     gsi1pk: string;
     gsi1sk: string;
     gsi2pk: string;
     gsi2sk: string;
+    gsi3pk?: string;
+    gsi3sk?: string;
   };
 
 export const runKey = (runId: string, ownerId: string): Key => ({ pk: `RUN#${runId}`, sk: `OWNER#${ownerId}` });
 export const ownerRunsPk = (ownerId: string) => `OWNER#${ownerId}#RUNS`;
+/** An owner's runs of one commit (every workflow), for `repository.workflows` gates. */
+export const shaRunsPk = (ownerId: string, repo: string, sha: string) =>
+  `OWNER#${ownerId}#REPO#${repo.toLowerCase()}#SHA#${sha}`;
 export const ownerRepoRunsPk = (ownerId: string, repo: string) => `OWNER#${ownerId}#REPO#${repo.toLowerCase()}#RUNS`;
 /** Newest first by the run's creation time (stable across its status updates). */
 export const runIndex = (ownerId: string, repo: string, createdAt: number, id: string) => ({

@@ -7,7 +7,7 @@ import { githubClientFor, repoOwners, repoPath } from "../github/repos.ts";
 import { GitHubApiError } from "../github/rest.ts";
 import { recordFailure, resolveOnSuccess } from "../incidents/service.ts";
 import type { Deps } from "../ports.ts";
-import { cond } from "../store/store.ts";
+import { cond, queryAll } from "../store/store.ts";
 import type { UserItem } from "../users/entity.ts";
 import {
   ownerRepoRunsPk,
@@ -15,6 +15,7 @@ import {
   type RunFields,
   runIndex,
   runKey,
+  shaRunsPk,
   toWorkflowRun,
   type WorkflowRunItem,
 } from "./entity.ts";
@@ -28,8 +29,10 @@ const time = z
 /** The part of GitHub's `workflow_run` payload Hoist uses. */
 export const WorkflowRunPayload = z.object({
   action: z.string().max(64),
-  repository: z.object({ full_name: z.string().min(3).max(200) }),
+  repository: z.object({ id: z.number().int(), full_name: z.string().min(3).max(200) }),
   workflow_run: z.object({
+    /** The repository the run's commit came from: a fork's for a pull request from a fork. */
+    head_repository: z.object({ id: z.number().int() }).nullish(),
     id: z.number().int().positive(),
     name: z.string().max(500).nullish(),
     workflow_id: z.number().int().nonnegative(),
@@ -54,7 +57,21 @@ export const WorkflowRunPayload = z.object({
 });
 export type WorkflowRunEvent = z.infer<typeof WorkflowRunPayload>;
 
-export type RunPlan = RunFields & { runId: string; commitMessage: string | null; author: string | null };
+export type RunPlan = RunFields & {
+  runId: string;
+  commitMessage: string | null;
+  author: string | null;
+  /**
+   * Whether the run speaks for the repository itself: its head is the
+   * repository (not a fork) and it was not started by a pull request. Runs
+   * from push, workflow_dispatch, repository_dispatch and schedule need write
+   * access to start; only trusted runs deploy or move incidents.
+   */
+  trusted: boolean;
+};
+
+/** Pull-request runs execute code proposed by anyone (a fork's branch may be called `main`). */
+const UNTRUSTED_EVENTS = ["pull_request", "pull_request_target"];
 
 export function toRunPlan(p: WorkflowRunEvent): RunPlan | null {
   const r = p.workflow_run;
@@ -77,6 +94,7 @@ export function toRunPlan(p: WorkflowRunEvent): RunPlan | null {
     runStartedAt: r.run_started_at ? Date.parse(r.run_started_at) : null,
     commitMessage: r.head_commit?.message?.slice(0, 4000) ?? null,
     author: r.head_commit?.author?.name?.slice(0, 200) ?? null,
+    trusted: r.head_repository?.id === p.repository.id && !UNTRUSTED_EVENTS.includes(r.event),
   };
 }
 
@@ -99,6 +117,26 @@ export async function runOwners(deps: Pick<Deps, "store">, repo: string, branch:
     cursor = page.nextCursor;
   } while (cursor);
   return [...owners].sort();
+}
+
+/** Names of the workflows with a trusted, successful latest run for `sha` (as recorded for `ownerId`). */
+export async function succeededWorkflows(
+  deps: Pick<Deps, "store">,
+  ownerId: string,
+  repo: string,
+  sha: string,
+): Promise<Set<string>> {
+  const runs = await queryAll<WorkflowRunItem>(deps.store, { index: "gsi3", pk: shaRunsPk(ownerId, repo, sha) });
+  const latest = new Map<string, WorkflowRunItem>();
+  for (const r of runs) {
+    const seen = latest.get(r.workflowName);
+    if (!seen || r.updatedAt > seen.updatedAt) latest.set(r.workflowName, r);
+  }
+  return new Set(
+    [...latest.values()]
+      .filter((r) => r.trusted && r.status === "completed" && r.conclusion === "success")
+      .map((r) => r.workflowName),
+  );
 }
 
 export interface RunOutcome {
@@ -141,8 +179,11 @@ export async function recordWorkflowRun(
       createdAt: run.createdAt,
       updatedAt: run.updatedAt,
       runStartedAt: run.runStartedAt,
+      trusted: run.trusted,
       receivedAt: now,
       ...runIndex(ownerId, run.repo, run.createdAt, run.runId),
+      gsi3pk: shaRunsPk(ownerId, run.repo, run.headSha),
+      gsi3sk: run.runId,
     };
     try {
       await deps.store.put(item, {
@@ -159,6 +200,7 @@ export async function recordWorkflowRun(
     outcome.applied.push(ownerId);
     await publishToRepoApps(deps, ownerId, run.repo, run.branch, { type: "workflow_run", run: toWorkflowRun(item) });
     const ref = { ownerId, ...run };
+    if (!run.trusted) continue; // recorded and shown, but a fork's or a pull request's run moves no incident
     if (isFailure(run)) {
       const { incident } = await recordFailure(deps, { ...ref, conclusion: run.conclusion ?? "failure" });
       outcome.incidents.push(incident.id);
