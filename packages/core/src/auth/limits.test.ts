@@ -34,7 +34,7 @@ describe("rate limits", () => {
     const statuses: number[] = [];
     let last: Response | undefined;
     for (let i = 0; i < 5; i++) {
-      last = await t.call("POST", "/api/auth/refresh", { body: { refreshToken: "x".repeat(40) } });
+      last = await t.call("POST", "/api/auth/login", { body: { username: "nobody", password: "wrong wrong wrong" } });
       statuses.push(last.status);
       if (i === 0) {
         expect(last.headers.get("ratelimit-limit")).toBe("3");
@@ -53,6 +53,56 @@ describe("rate limits", () => {
     for (let i = 0; i < 6; i++) expect((await t.call("GET", "/api/auth/verify", { token })).status).toBe(200);
     expect(last?.headers.get("ratelimit-remaining")).toBe("0");
     expect(last?.headers.get("content-type")).toBe("application/problem+json");
+  });
+
+  it("gives token refreshes a limit of their own, apart from sign-in attempts", async () => {
+    const t = await testClient({
+      HOIST_RATE_LIMIT_AUTH: "2",
+      HOIST_RATE_LIMIT_REFRESH: "3",
+      HOIST_RATE_LIMIT_API: "0",
+    });
+    await awayFromWindowEdge();
+    const refresh = () =>
+      t.call("POST", "/api/auth/refresh", { body: { refreshToken: "x".repeat(40) }, ip: "10.7.0.1" });
+    const login = () =>
+      t.call("POST", "/api/auth/login", {
+        body: { username: "nobody", password: "wrong wrong wrong" },
+        ip: "10.7.0.1",
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await refresh()).status);
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    expect((await refresh()).headers.get("ratelimit-limit")).toBe("3");
+    // Sign-in attempts count in their own window: the refreshes above used none of it.
+    expect([(await login()).status, (await login()).status, (await login()).status]).toEqual([401, 401, 429]);
+  });
+
+  it("believes X-Forwarded-For only from HOIST_TRUSTED_PROXIES, reading it from the right", async () => {
+    const t = await testClient({
+      HOIST_RATE_LIMIT_AUTH: "2",
+      HOIST_RATE_LIMIT_API: "0",
+      HOIST_TRUSTED_PROXIES: "10.50.0.0/16",
+    });
+    await awayFromWindowEdge();
+    const login = (ip: string, xff?: string) =>
+      t.call("POST", "/api/auth/login", {
+        body: { username: "nobody", password: "wrong wrong wrong" },
+        ip,
+        headers: xff ? { "x-forwarded-for": xff } : {},
+      });
+    // Two clients behind one trusted proxy each get their own window.
+    expect([
+      (await login("10.50.0.1", "203.0.113.5")).status,
+      (await login("10.50.0.1", "203.0.113.5")).status,
+    ]).toEqual([401, 401]);
+    expect((await login("10.50.0.1", "203.0.113.5")).status).toBe(429);
+    expect((await login("10.50.0.1", "203.0.113.6")).status).toBe(401);
+    // A client cannot pick its own bucket by writing the header: the left part is never believed …
+    expect((await login("10.50.0.1", "198.51.100.1, 203.0.113.5")).status).toBe(429);
+    // … and an untrusted peer's header is ignored altogether (its own address counts).
+    expect((await login("192.0.2.9", "203.0.113.77")).status).toBe(401);
+    expect((await login("192.0.2.9", "203.0.113.78")).status).toBe(401);
+    expect((await login("192.0.2.9", "203.0.113.79")).status).toBe(429);
   });
 
   it("limits each user across IPs on the rest of the API, and each IP across users", async () => {

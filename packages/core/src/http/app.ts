@@ -28,7 +28,9 @@ import { onError, problem, validationHook } from "./problem.ts";
 
 const WEBHOOK_BODY_LIMIT = 10 * 1024 * 1024;
 /** Where passwords are tried or tokens issued: `HOIST_RATE_LIMIT_AUTH` per client IP. */
-const CREDENTIAL_ROUTES = /^\/api\/auth\/(register|login|refresh|github\/(login|callback))\/?$/;
+const CREDENTIAL_ROUTES = /^\/api\/auth\/(register|login|github\/(login|callback))\/?$/;
+/** Token refreshes: every open tab refreshes every 15 minutes, so they get a limit of their own. */
+const REFRESH_ROUTE = /^\/api\/auth\/refresh\/?$/;
 
 export interface AppOptions {
   /** Sees one record per request (method, path, status, duration): the `logs:all` stream. */
@@ -102,10 +104,16 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
   // (and per user too, in requireUser). A dashboard's verify/me calls are ordinary API calls.
   // GitHub's webhook deliveries are authenticated by signature instead.
   const authLimit = rateLimitByIp("auth");
+  const refreshLimit = rateLimitByIp("refresh");
   const apiLimit = rateLimitByIp("api");
   app.use("/api/*", async (c, next) => {
     if (c.req.path.startsWith("/api/webhooks/")) return next();
-    return (CREDENTIAL_ROUTES.test(c.req.path) ? authLimit : apiLimit)(c, next);
+    const limit = CREDENTIAL_ROUTES.test(c.req.path)
+      ? authLimit
+      : REFRESH_ROUTE.test(c.req.path)
+        ? refreshLimit
+        : apiLimit;
+    return limit(c, next);
   });
 
   app.route("/", healthRoutes);

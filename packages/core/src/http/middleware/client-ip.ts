@@ -1,6 +1,14 @@
+import { BlockList, isIP } from "node:net";
 import type { Context } from "hono";
 
-/** The caller's address as the platform saw it: API Gateway's sourceIp on Lambda, the socket's peer on Node. */
+/**
+ * The caller's address. The platform's view first: API Gateway's sourceIp on
+ * Lambda, the socket's peer on Node. When that peer is one of
+ * `HOIST_TRUSTED_PROXIES`, `X-Forwarded-For` is read from the right, skipping
+ * trusted proxies: the first address that is not one is the client. Anything
+ * left of it could have been written by the client itself, so it is never
+ * believed — and without trusted proxies the header is ignored entirely.
+ */
 export function clientIp(c: Context): string {
   const env = c.env as
     | {
@@ -8,5 +16,44 @@ export function clientIp(c: Context): string {
         incoming?: { socket?: { remoteAddress?: string } };
       }
     | undefined;
-  return env?.event?.requestContext?.http?.sourceIp ?? env?.incoming?.socket?.remoteAddress ?? "unknown";
+  const peer = env?.event?.requestContext?.http?.sourceIp ?? env?.incoming?.socket?.remoteAddress ?? "unknown";
+  const proxies = (c.var as { deps?: { config?: { trustedProxies?: string[] } } } | undefined)?.deps?.config
+    ?.trustedProxies;
+  if (!proxies || proxies.length === 0) return peer;
+  const trusted = trustList(proxies);
+  if (!isTrusted(trusted, peer)) return peer;
+  const hops = (c.req.header("x-forwarded-for") ?? "")
+    .split(",")
+    .map((h) => h.trim())
+    .filter(Boolean);
+  let client = peer;
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i] as string;
+    if (isIP(hop) === 0) break; // garbage: stop at the last address we could trust
+    client = hop;
+    if (!isTrusted(trusted, hop)) break;
+  }
+  return client;
+}
+
+const lists = new WeakMap<string[], BlockList>();
+
+function trustList(cidrs: string[]): BlockList {
+  let list = lists.get(cidrs);
+  if (!list) {
+    list = new BlockList();
+    for (const cidr of cidrs) {
+      const [address = "", bits] = cidr.split("/");
+      const family = isIP(address) === 6 ? "ipv6" : "ipv4";
+      list.addSubnet(address, bits === undefined ? (family === "ipv4" ? 32 : 128) : Number(bits), family);
+    }
+    lists.set(cidrs, list);
+  }
+  return list;
+}
+
+function isTrusted(list: BlockList, address: string): boolean {
+  const bare = address.startsWith("::ffff:") && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+  const family = isIP(bare);
+  return family !== 0 && list.check(bare, family === 6 ? "ipv6" : "ipv4");
 }

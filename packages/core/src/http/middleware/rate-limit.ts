@@ -32,8 +32,8 @@ export async function consumeRateLimit(c: Context<AppEnv>, scope: string, who: s
   if (item.count > limit) throw new RateLimitedError(reset, headers);
 }
 
-/** Per client IP; `kind` picks the configured limit (`HOIST_RATE_LIMIT_AUTH` or `HOIST_RATE_LIMIT_API`). */
-export function rateLimitByIp(kind: "auth" | "api"): MiddlewareHandler<AppEnv> {
+/** Per client IP; `kind` picks the configured limit (`HOIST_RATE_LIMIT_AUTH`, `_REFRESH` or `_API`). */
+export function rateLimitByIp(kind: "auth" | "refresh" | "api"): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     await consumeRateLimit(c, `${kind}-ip`, clientIp(c), c.var.deps.config.rateLimit[kind]);
     await next();
