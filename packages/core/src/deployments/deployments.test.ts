@@ -1,4 +1,4 @@
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AppItem } from "../apps/entity.ts";
 import { appKey } from "../apps/entity.ts";
 import { appLockKey } from "../apps/lock.ts";
+import { idempotencyKey } from "../http/middleware/idempotency.ts";
+import type { Key } from "../store/store.ts";
 import { ownerWithServer, type TestClient, testClient } from "../testing/http.ts";
 import { startTestSshServer, type TestSshServer } from "../testing/ssh-server.ts";
 import { eventually, startWorkers } from "../testing/workers.ts";
@@ -328,6 +330,23 @@ describe("deployments", () => {
     expect(b.res.headers.get("idempotent-replayed")).toBe("true");
     const c = await post(`/api/apps/${app.id}/deployments`, undefined, { "Idempotency-Key": "k-2" });
     expect((c.body.deployment as Dep).id).not.toBe((a.body.deployment as Dep).id);
+
+    // Remembered for a day once answered; a claim a crash left pending frees its key within a minute.
+    const done = await t.deps.store.get<Key & { expiresAt: number }>(
+      idempotencyKey(userId, "POST", `/api/apps/${app.id}/deployments`, "k-1"),
+    );
+    expect((done?.expiresAt ?? 0) - Date.now() / 1000).toBeGreaterThan(23 * 3600);
+    const crashed = idempotencyKey(userId, "POST", `/api/apps/${app.id}/deployments`, "k-crash");
+    const fingerprint = createHash("sha256").update("").digest("base64url"); // of the empty body sent below
+    const pending = { ...crashed, entity: "idempotency", state: "pending", fingerprint };
+    await t.deps.store.put({ ...pending, expiresAt: Math.floor(Date.now() / 1000) + 30 });
+    expect((await post(`/api/apps/${app.id}/deployments`, undefined, { "Idempotency-Key": "k-crash" })).status).toBe(
+      409,
+    );
+    await t.deps.store.put({ ...pending, expiresAt: Math.floor(Date.now() / 1000) - 1 });
+    expect((await post(`/api/apps/${app.id}/deployments`, undefined, { "Idempotency-Key": "k-crash" })).status).toBe(
+      202,
+    );
 
     const other = (await t.register("eve")).token;
     const id = (a.body.deployment as Dep).id;

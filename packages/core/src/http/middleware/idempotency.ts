@@ -5,6 +5,8 @@ import { cond, type Key } from "../../store/store.ts";
 import type { AppEnv } from "../env.ts";
 
 const DAY_SECONDS = 24 * 60 * 60;
+/** A claim whose request never answered (the process died) frees its key after this, not after a day. */
+const PENDING_SECONDS = 60;
 
 type IdemItem = Key & {
   entity: "idempotency";
@@ -16,11 +18,18 @@ type IdemItem = Key & {
   expiresAt: number;
 };
 
+/** One key per user, route and client key (hashed: the client's key may be anything printable). */
+export function idempotencyKey(userId: string, method: string, path: string, key: string): Key {
+  const scope = createHash("sha256").update(`${userId}\n${method} ${path}\n${key}`).digest("base64url");
+  return { pk: `IDEM#${scope}`, sk: "IDEM" };
+}
+
 /**
  * `Idempotency-Key` on POSTs that create or trigger work: the same key (per
  * user and route) within 24 h answers the first response again instead of
  * doing the work twice. A repeat while the first is still in flight → 409; the
- * same key with a different body → 400. Failures (5xx) are not remembered.
+ * same key with a different body → 400. Failures (5xx) are not remembered,
+ * and a claim left `pending` by a crash expires within a minute.
  * Runs after `requireUser`.
  */
 export const idempotent: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -32,10 +41,7 @@ export const idempotent: MiddlewareHandler<AppEnv> = async (c, next) => {
     ]);
   }
   const store = c.var.deps.store;
-  const scope = createHash("sha256")
-    .update(`${c.var.user.id}\n${c.req.method} ${c.req.path}\n${key}`)
-    .digest("base64url");
-  const itemKey: Key = { pk: `IDEM#${scope}`, sk: "IDEM" };
+  const itemKey = idempotencyKey(c.var.user.id, c.req.method, c.req.path, key);
   const fingerprint = createHash("sha256")
     .update(await c.req.raw.clone().text())
     .digest("base64url");
@@ -46,7 +52,7 @@ export const idempotent: MiddlewareHandler<AppEnv> = async (c, next) => {
         entity: "idempotency",
         state: "pending",
         fingerprint,
-        expiresAt: Math.floor(Date.now() / 1000) + DAY_SECONDS,
+        expiresAt: Math.floor(Date.now() / 1000) + PENDING_SECONDS,
       } satisfies IdemItem,
       { condition: cond.notExists() },
     );
@@ -77,6 +83,7 @@ export const idempotent: MiddlewareHandler<AppEnv> = async (c, next) => {
       status: c.res.status,
       body: await c.res.clone().text(),
       contentType: c.res.headers.get("content-type") ?? "application/json",
+      expiresAt: Math.floor(Date.now() / 1000) + DAY_SECONDS,
     },
   });
 };
