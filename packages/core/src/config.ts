@@ -61,6 +61,7 @@ const schema = z.object({
   HOIST_REFRESH_TOKEN_TTL_SECONDS: seconds.default(30 * 86_400),
   HOIST_LOCKOUT_ATTEMPTS: count.min(1).default(5),
   HOIST_LOCKOUT_SECONDS: seconds.default(900),
+  HOIST_REFRESH_GRACE_SECONDS: count.max(60).default(10),
   HOIST_GITHUB_URL: url.default("https://github.com"),
   HOIST_GITHUB_API_URL: url.default("https://api.github.com"),
   HOIST_GITHUB_CLIENT_ID: z.string().optional(),
@@ -126,6 +127,8 @@ export interface Config {
     refreshTokenTtlSeconds: number;
     lockoutAttempts: number;
     lockoutSeconds: number;
+    /** A refresh token presented again this soon after it was spent gets the same successor (two tabs), not a revocation. */
+    refreshGraceSeconds: number;
   };
   github: {
     url: string;
@@ -177,6 +180,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       refreshTokenTtlSeconds: e.HOIST_REFRESH_TOKEN_TTL_SECONDS,
       lockoutAttempts: e.HOIST_LOCKOUT_ATTEMPTS,
       lockoutSeconds: e.HOIST_LOCKOUT_SECONDS,
+      refreshGraceSeconds: e.HOIST_REFRESH_GRACE_SECONDS,
     },
     github: {
       url: e.HOIST_GITHUB_URL,
@@ -198,8 +202,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       commandTimeoutMs: e.HOIST_SSH_COMMAND_TIMEOUT_SECONDS * 1000,
       statusTimeoutMs: e.HOIST_STATUS_TIMEOUT_SECONDS * 1000,
       sweepIntervalSeconds: e.HOIST_STATUS_SWEEP_SECONDS,
-      denyNetworks:
-        e.HOIST_SSH_DENY_NETWORKS ?? [...ALWAYS_DENIED_NETWORKS, ...(e.HOIST_STAGE ? AWS_DENIED_NETWORKS : [])],
+      denyNetworks: e.HOIST_SSH_DENY_NETWORKS ?? [
+        ...ALWAYS_DENIED_NETWORKS,
+        ...(e.HOIST_STAGE ? AWS_DENIED_NETWORKS : []),
+      ],
       allowNetworks: e.HOIST_SSH_ALLOW_NETWORKS,
     },
   };

@@ -16,7 +16,8 @@ let admin: Session;
 let member: Session;
 
 beforeAll(async () => {
-  t = await testClient();
+  // No grace window here: a spent token presented again is a reuse at once (the grace window has its own test).
+  t = await testClient({ HOIST_REFRESH_GRACE_SECONDS: "0" });
   admin = await t.register("ada");
   member = await t.register("grace");
 });
@@ -74,6 +75,27 @@ describe("register", () => {
       expect(status).toBe(400);
       expect(body.errors[0]?.path).toBe("body.password");
     }
+  });
+});
+
+describe("refresh grace window", () => {
+  it("gives two tabs refreshing one token at once the same new pair, and still catches a replay after the window", async () => {
+    const g = await testClient({ HOIST_REFRESH_GRACE_SECONDS: "1" });
+    const { refreshToken } = await g.register("tabs");
+    const [a, b] = await Promise.all(
+      [1, 2].map(() => g.json<Session>("POST", "/api/auth/refresh", { body: { refreshToken } })),
+    );
+    expect([a?.status, b?.status]).toEqual([200, 200]);
+    expect(a?.body.refreshToken).toBe(b?.body.refreshToken);
+    // The family lives on: the shared successor works.
+    const next = await g.json<Session>("POST", "/api/auth/refresh", { body: { refreshToken: a?.body.refreshToken } });
+    expect(next.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1100));
+    const replay = await g.json("POST", "/api/auth/refresh", { body: { refreshToken } });
+    expect(replay.status).toBe(401);
+    expect((await g.json("POST", "/api/auth/refresh", { body: { refreshToken: next.body.refreshToken } })).status).toBe(
+      401,
+    );
   });
 });
 

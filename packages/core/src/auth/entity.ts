@@ -16,6 +16,8 @@ export type RefreshItem = Key & {
   familyId: string;
   createdAt: number;
   spentAt?: number;
+  /** The successor issued when it was spent, sealed by the KeyVault: handed out again within the grace window. */
+  successor?: string;
   expiresAt: number;
 };
 

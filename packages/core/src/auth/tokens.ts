@@ -22,7 +22,7 @@ export interface TokenPair {
   expiresIn: number;
 }
 
-type TokenDeps = Pick<Deps, "store" | "config" | "jwtKeys">;
+type TokenDeps = Pick<Deps, "store" | "config" | "jwtKeys" | "keyVault">;
 
 const sha256 = (value: string) => createHash("sha256").update(value).digest("base64url");
 const seconds = (ms: number) => Math.floor(ms / 1000);
@@ -154,26 +154,40 @@ export async function rotateRefreshToken(
   if (!family || family.revokedAt) return { ok: false, reuse: false, userId: current.userId };
 
   const next = await refreshItem(deps, current.userId, current.familyId, now);
+  const graceMs = deps.config.auth.refreshGraceSeconds * 1000;
+  const sealed = graceMs > 0 ? await deps.keyVault.encrypt(next.token, { ownerId: current.userId }) : undefined;
   try {
     await deps.store.transact([
-      { update: { ...key, set: { spentAt: now }, condition: cond.attrNotExists("spentAt") } },
+      {
+        update: {
+          ...key,
+          set: { spentAt: now, ...(sealed ? { successor: sealed } : {}) },
+          condition: cond.attrNotExists("spentAt"),
+        },
+      },
       { check: authKeys.family(current.familyId), condition: cond.attrNotExists("revokedAt") },
       { put: next.item },
     ]);
   } catch (err) {
     const reused = (err as { failedIndexes?: number[] }).failedIndexes?.includes(0) ?? false;
     if (!reused) return { ok: false, reuse: false, userId: current.userId };
+    // Two tabs refreshing one token at once: the later one, within the grace window, gets the same successor.
+    const spent = await deps.store.get<RefreshItem>(key, { consistent: true });
+    if (spent?.successor && spent.spentAt !== undefined && now - spent.spentAt <= graceMs) {
+      const refreshToken = await deps.keyVault.decrypt(spent.successor, { ownerId: current.userId });
+      return { ok: true, userId: current.userId, tokens: await pairFor(deps, current.userId, refreshToken, now) };
+    }
     await revokeFamily(deps, current.familyId, "reuse-detected", now);
     return { ok: false, reuse: true, userId: current.userId, familyId: current.familyId };
   }
+  return { ok: true, userId: current.userId, tokens: await pairFor(deps, current.userId, next.token, now) };
+}
+
+async function pairFor(deps: TokenDeps, userId: string, refreshToken: string, now: number): Promise<TokenPair> {
   return {
-    ok: true,
-    userId: current.userId,
-    tokens: {
-      token: await signAccessToken(deps, current.userId, now),
-      refreshToken: next.token,
-      expiresIn: deps.config.auth.accessTokenTtlSeconds,
-    },
+    token: await signAccessToken(deps, userId, now),
+    refreshToken,
+    expiresIn: deps.config.auth.accessTokenTtlSeconds,
   };
 }
 
