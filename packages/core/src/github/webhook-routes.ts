@@ -1,8 +1,10 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { HoistError } from "../errors.ts";
 import type { AppEnv } from "../http/env.ts";
 import { clientIp } from "../http/middleware/client-ip.ts";
 import { jsonContent, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
+import { countFailure, refuseIfFailing } from "./signature-failures.ts";
 import { handleWebhook } from "./webhooks.ts";
 
 const WebhookReply = z
@@ -52,20 +54,29 @@ const githubWebhook = createRoute({
   responses: {
     200: jsonContent(WebhookReply, "`ping` answered"),
     202: jsonContent(WebhookReply, "Accepted (deployments queued), ignored, or a duplicate delivery"),
-    ...problems(400, 401, 413, 415, 503),
+    ...problems(400, 401, 413, 415, 429, 503),
   },
 });
 
 export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }).openapi(
   githubWebhook,
   async (c) => {
-    const { code, reply } = await handleWebhook(c.var.deps, {
-      event: c.req.header("x-github-event"),
-      deliveryId: c.req.header("x-github-delivery"),
-      signature: c.req.header("x-hub-signature-256"),
-      body: await c.req.text(),
-      ip: clientIp(c),
-    });
+    const ip = clientIp(c);
+    await refuseIfFailing(c.var.deps, ip);
+    let answer: Awaited<ReturnType<typeof handleWebhook>>;
+    try {
+      answer = await handleWebhook(c.var.deps, {
+        event: c.req.header("x-github-event"),
+        deliveryId: c.req.header("x-github-delivery"),
+        signature: c.req.header("x-hub-signature-256"),
+        body: await c.req.text(),
+        ip,
+      });
+    } catch (err) {
+      if (err instanceof HoistError && err.code === "invalid_signature") await countFailure(c.var.deps, ip);
+      throw err;
+    }
+    const { code, reply } = answer;
     return code === 200 ? c.json(reply, 200) : c.json(reply, 202);
   },
 );

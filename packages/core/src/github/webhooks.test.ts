@@ -259,6 +259,25 @@ describe("POST /api/webhooks/github: signature", () => {
     await rejected({ body: other, signature });
   });
 
+  it("limits failed signatures per client IP, refusing before any HMAC, while good deliveries pass", async () => {
+    const limited = await testClient({ HOIST_GITHUB_WEBHOOK_SECRET: SECRET, HOIST_RATE_LIMIT_WEBHOOK_FAILURES: "2" });
+    const raw = JSON.stringify({ zen: "hi", hook_id: 1 });
+    const send = (ip: string, signature: string) =>
+      limited.call("POST", "/api/webhooks/github", {
+        body: raw,
+        ip,
+        headers: { "x-github-event": "ping", "x-github-delivery": randomUUID(), "x-hub-signature-256": signature },
+      });
+    const bad = sign(raw, "guessed-secret");
+    expect([(await send("198.51.100.7", bad)).status, (await send("198.51.100.7", bad)).status]).toEqual([401, 401]);
+    const refused = await send("198.51.100.7", bad);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+    // Even a correct signature from that address waits out the window; other senders are not affected.
+    expect((await send("198.51.100.7", sign(raw))).status).toBe(429);
+    expect((await send("198.51.100.8", sign(raw))).status).toBe(200);
+  });
+
   it("answers 503 when no webhook secret is configured", async () => {
     const config = { ...t.deps.config, github: { ...t.deps.config.github, webhookSecret: undefined } };
     const app = createApp({ ...t.deps, config });
