@@ -44,6 +44,8 @@ export type PostResult = "sent" | "gone";
 /** Pushes a message to one WebSocket connection (API Gateway's @connections API). */
 export interface Broadcaster {
   post(connectionId: string, message: unknown): Promise<PostResult>;
+  /** Closes the connection (API Gateway's DeleteConnection); one already gone is fine. */
+  close(connectionId: string): Promise<void>;
 }
 
 /**

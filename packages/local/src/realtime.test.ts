@@ -245,6 +245,37 @@ describe("WebSocket API", () => {
     for (const c of clients) c.socket.close();
   }, 60_000);
 
+  it("closes a user's sockets on logout and when disabled, and an admin's logs:all socket on demotion", async () => {
+    const closed = (c: Client) =>
+      c.socket.readyState === WebSocket.CLOSED || new Promise<boolean>((r) => c.socket.once("close", () => r(true)));
+    const within = <T>(p: Promise<T> | T, what: string) =>
+      Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what} stayed open`)), 5000))]);
+
+    // Logout.
+    const leaver = await register("leaver");
+    const watching = await Client.open(leaver.token);
+    await api("POST", "/api/auth/logout", leaver.token);
+    await within(closed(watching), "the signed-out socket");
+    expect(watching.messages.at(-1)).toMatchObject({ type: "error", message: "Signed out" });
+
+    // Disable (by the admin).
+    const dora = await register("dora");
+    const doraSocket = await Client.open(dora.token);
+    expect((await api("PATCH", `/api/users/${dora.id}`, admin.token, { disabled: true })).status).toBe(200);
+    await within(closed(doraSocket), "the disabled user's socket");
+
+    // Demotion: the logs:all socket closes; the same user's plain socket stays.
+    const olga = await register("olga");
+    expect((await api("PATCH", `/api/users/${olga.id}`, admin.token, { role: "admin" })).status).toBe(200);
+    const ops = await Client.open(olga.token);
+    expect(await ops.subscribe("logs:all")).toMatchObject({ type: "subscribed" });
+    const plain = await Client.open(olga.token);
+    expect((await api("PATCH", `/api/users/${olga.id}`, admin.token, { role: "member" })).status).toBe(200);
+    await within(closed(ops), "the demoted admin's logs:all socket");
+    expect(plain.socket.readyState).toBe(WebSocket.OPEN);
+    plain.socket.close();
+  });
+
   it("streams app status changes, and the request log to admins without bodies or tokens", async () => {
     // The deploys above left the app running (a successful deploy starts it): stop it first.
     await api("POST", `/api/apps/${appId}/stop`, member.token);

@@ -2,6 +2,7 @@ import { recordAudit } from "../audit/service.ts";
 import { ConditionFailedError, ConflictError, ForbiddenError, UnauthorizedError } from "../errors.ts";
 import { newId } from "../ids.ts";
 import type { Deps } from "../ports.ts";
+import { closeUserSockets } from "../realtime/close.ts";
 import { cond } from "../store/store.ts";
 import { pad, type Role, toUser, type User, type UserItem, userKeys } from "../users/entity.ts";
 import { assertNotLocked, clearFailures, recordFailure } from "./lockout.ts";
@@ -189,6 +190,8 @@ export async function logout(
 ): Promise<void> {
   await blockAccessToken(deps, claims);
   const revoked = refreshToken ? await revokeRefreshToken(deps, refreshToken, user.id) : false;
+  // A socket authenticated once at connect: signing out must not leave it streaming.
+  await closeUserSockets(deps, user.id, "Signed out");
   await recordAudit(deps, {
     userId: user.id,
     action: "auth.logout",

@@ -95,6 +95,7 @@ beforeAll(async () => {
   gh = await FakeGitHub.start();
   t = await testClient({ ...gh.env(), HOIST_GITHUB_WEBHOOK_SECRET: SECRET });
   t.deps.broadcaster = {
+    close: async () => {},
     post: async (connectionId, message) => {
       posts.push({ connectionId, message: message as Json });
       return "sent" as const;

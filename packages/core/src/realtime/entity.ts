@@ -9,7 +9,12 @@ export type ConnectionItem = Key & {
   userId: string | null;
   connectedAt: number;
   expiresAt: number;
+  /** A user's connections (index gsi1), to close them on logout, disable or demotion. */
+  gsi1pk?: string;
+  gsi1sk?: string;
 };
+
+export const userConnectionsPk = (userId: string) => `USER#${userId}#CONNS`;
 
 export const connectionKey = (connectionId: string): Key => ({ pk: `CONN#${connectionId}`, sk: "CONN" });
 
@@ -21,5 +26,6 @@ export function connectionItem(connectionId: string, userId: string | null, now 
     userId,
     connectedAt: now,
     expiresAt: Math.floor(now / 1000) + CONNECTION_TTL_SECONDS,
+    ...(userId ? { gsi1pk: userConnectionsPk(userId), gsi1sk: connectionId } : {}),
   };
 }

@@ -1,6 +1,7 @@
 import { recordAudit } from "../audit/service.ts";
 import { ConditionFailedError, ConflictError, NotFoundError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
+import { closeUserSockets, closeUserSocketsOn } from "../realtime/close.ts";
 import { cond } from "../store/store.ts";
 import { type Role, toUser, type User, type UserItem, userKeys } from "./entity.ts";
 
@@ -21,7 +22,7 @@ export async function getUser(deps: Pick<Deps, "store">, id: string): Promise<Us
  * themselves, so there is always an admin left.
  */
 export async function updateUser(
-  deps: Pick<Deps, "store">,
+  deps: Pick<Deps, "store" | "broadcaster" | "logger">,
   admin: UserItem,
   id: string,
   patch: { role?: Role; disabled?: boolean },
@@ -52,5 +53,9 @@ export async function updateUser(
   for (const [action, details] of changes) {
     await recordAudit(deps, { userId: admin.id, action, resourceType: "user", resourceId: id, details, ipAddress: ip });
   }
+  // Sockets were authorized when they connected and subscribed: end what the user may no longer see.
+  if (after.disabled && !before.disabled) await closeUserSockets(deps, id, "Account disabled");
+  else if (before.role === "admin" && after.role !== "admin")
+    await closeUserSocketsOn(deps, id, "logs:all", "No longer an admin");
   return toUser(after);
 }

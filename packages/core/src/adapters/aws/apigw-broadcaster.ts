@@ -1,9 +1,16 @@
-import { ApiGatewayManagementApiClient, PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
+import {
+  ApiGatewayManagementApiClient,
+  DeleteConnectionCommand,
+  PostToConnectionCommand,
+} from "@aws-sdk/client-apigatewaymanagementapi";
 import type { Broadcaster, PostResult } from "../../ports.ts";
 
 /** The subset of ApiGatewayManagementApiClient this adapter uses, so tests can inject a recorder. */
 export interface ConnectionPoster {
-  send(command: PostToConnectionCommand, options?: { abortSignal?: AbortSignal }): Promise<unknown>;
+  send(
+    command: PostToConnectionCommand | DeleteConnectionCommand,
+    options?: { abortSignal?: AbortSignal },
+  ): Promise<unknown>;
 }
 
 /**
@@ -35,6 +42,16 @@ export class ApiGatewayBroadcaster implements Broadcaster {
     } catch (err) {
       if (isGone(err)) return "gone";
       throw err;
+    }
+  }
+
+  async close(connectionId: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteConnectionCommand({ ConnectionId: connectionId }), {
+        abortSignal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      if (!isGone(err)) throw err;
     }
   }
 }
