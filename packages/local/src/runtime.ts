@@ -1,5 +1,4 @@
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { ApiGatewayManagementApiClient } from "@aws-sdk/client-apigatewaymanagementapi";
@@ -18,14 +17,16 @@ import { createWsHandler } from "@hoist/core/realtime/ws-handler";
 import { Ssh2Executor } from "@hoist/core/servers/ssh";
 import { DynamoStore } from "@hoist/core/store/dynamo-store";
 import { createTableInput, table } from "@hoist/core/store/table";
-import { createAdaptorServer } from "@hono/node-server";
 import { type DynamoDbLocal, dynamoClient, startDynamoDbLocal } from "./dynamodb-local.ts";
+import { createHttpServer } from "./http-server.ts";
 import { startLocalWorkers } from "./workers.ts";
 import { WsGateway } from "./ws-gateway.ts";
 
 export interface Runtime {
   url: string;
   wsUrl: string;
+  /** The DynamoDB Local the runtime started (or HOIST_DYNAMODB_ENDPOINT); tests look at it from outside. */
+  dynamodbEndpoint: string;
   deps: Deps;
   stop(): Promise<void>;
 }
@@ -48,12 +49,16 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
     stops.push(await lockDataDir(dataDir));
     let db: DynamoDbLocal | undefined;
     let client: DynamoDBClient;
+    let dynamodbEndpoint: string;
     if (config.dynamodb.endpoint) {
       client = dynamoClient(config.dynamodb.endpoint);
+      dynamodbEndpoint = config.dynamodb.endpoint;
     } else {
+      // Its own database on disk, under this install's access key id: see dynamodb-local.ts.
       db = await startDynamoDbLocal({ dataDir: join(dataDir, "dynamodb"), port: config.dynamodb.port });
       stops.push(() => (db as DynamoDbLocal).stop());
       client = db.client;
+      dynamodbEndpoint = db.endpoint;
     }
     await ensureTable(client, config.tableName);
     const store = new DynamoStore(client, config.tableName);
@@ -96,7 +101,7 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
       queue,
       scheduler,
       broadcaster: new ApiGatewayBroadcaster({ endpoint: managementUrl, client: managementClient }),
-      executor: new Ssh2Executor(),
+      executor: new Ssh2Executor({ networks: config.ssh }),
       keyVault: await FileKeyVault.open(dataDir),
       jwtKeys: await fileKeySet(dataDir),
       // This process holds the data directory: work recorded by any other instance was left by a dead one.
@@ -107,7 +112,7 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
     stops.push(await startLocalWorkers(deps, queue, scheduler));
 
     const app = createApp(deps);
-    const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+    const server = createHttpServer(app.fetch, logger);
     ws.attach(server);
     await new Promise<void>((ok, fail) => {
       server.once("error", fail);
@@ -125,7 +130,7 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
 
     const { port } = server.address() as AddressInfo;
     const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
-    return { url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}/ws`, deps, stop };
+    return { url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}/ws`, dynamodbEndpoint, deps, stop };
   } catch (err) {
     await stop();
     throw err;

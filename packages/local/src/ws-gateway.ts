@@ -49,13 +49,29 @@ export class WsGateway {
   }
 
   attach(server: Server): void {
-    server.on("upgrade", (req, socket, head) => {
-      const url = new URL(req.url ?? "/", "http://localhost");
-      if (url.pathname !== this.path) return refuse(socket, 404);
-      void this.connect(req, url, socket, head).catch((err: unknown) => {
-        this.opts.logger.error("websocket connect failed", { error: err });
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // Node takes its own error listener off an upgraded socket: a reset before ws adopts it
+      // (the $connect handler awaits the database) would otherwise be an uncaught 'error'.
+      socket.on("error", () => socket.destroy());
+      try {
+        this.upgrade(req, socket, head);
+      } catch (err) {
+        this.opts.logger.error("websocket upgrade failed", { error: err });
         refuse(socket, 500);
-      });
+      }
+    });
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = parseTarget(req.url);
+    if (!url) return void refuse(socket, 400);
+    if (url.pathname !== this.path) return void refuse(socket, 404);
+    // A malformed handshake is refused before $connect runs, as API Gateway does.
+    const invalid = handshakeError(req);
+    if (invalid) return void refuse(socket, invalid);
+    void this.connect(req, url, socket, head).catch((err: unknown) => {
+      this.opts.logger.error("websocket connect failed", { error: err });
+      refuse(socket, 500);
     });
   }
 
@@ -64,7 +80,8 @@ export class WsGateway {
     const server = createServer((req, res) => {
       this.manage(req, res).catch((err: unknown) => {
         this.opts.logger.error("connections api failed", { error: err });
-        if (!res.headersSent) res.writeHead(500).end();
+        if (res.headersSent) res.destroy();
+        else res.writeHead(500).end();
       });
     });
     this.management = server;
@@ -92,13 +109,21 @@ export class WsGateway {
       headers: flatHeaders(req),
     });
     if (result.statusCode !== 200) return refuse(socket, result.statusCode);
-    if (socket.destroyed) {
-      await this.dispatch(connectionId, {
+    const disconnect = () =>
+      this.dispatch(connectionId, {
         requestContext: { routeKey: "$disconnect", eventType: "DISCONNECT", connectionId },
       });
-      return;
-    }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.open(connectionId, ws, req));
+    if (socket.destroyed) return disconnect();
+    let opened = false;
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      opened = true;
+      this.open(connectionId, ws, req);
+    });
+    // ws can still refuse (a bad Sec-WebSocket-Extensions, a socket gone meanwhile): $connect then needs its $disconnect.
+    if (!opened)
+      socket.once("close", () => {
+        if (!opened) void disconnect();
+      });
   }
 
   private open(connectionId: string, socket: WebSocket, req: IncomingMessage): void {
@@ -119,15 +144,19 @@ export class WsGateway {
     this.touch(connectionId, connection);
 
     socket.on("message", (data, isBinary) => {
-      this.touch(connectionId, connection);
-      const body = Buffer.isBuffer(data) ? data : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]);
-      connection.queue = connection.queue.then(() =>
-        this.dispatch(connectionId, {
-          requestContext: { routeKey: "$default", eventType: "MESSAGE", connectionId },
-          body: isBinary ? body.toString("base64") : body.toString("utf8"),
-          isBase64Encoded: isBinary,
-        }),
-      );
+      try {
+        this.touch(connectionId, connection);
+        const body = Buffer.isBuffer(data) ? data : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]);
+        connection.queue = connection.queue.then(() =>
+          this.dispatch(connectionId, {
+            requestContext: { routeKey: "$default", eventType: "MESSAGE", connectionId },
+            body: isBinary ? body.toString("base64") : body.toString("utf8"),
+            isBase64Encoded: isBinary,
+          }),
+        );
+      } catch (err) {
+        this.opts.logger.error("websocket message dropped", { connectionId, error: err });
+      }
     });
     socket.on("error", () => socket.terminate());
     socket.on("close", () => {
@@ -164,7 +193,9 @@ export class WsGateway {
   }
 
   private async manage(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = decodeURIComponent(new URL(req.url ?? "/", "http://localhost").pathname);
+    const path = decodePath(req.url);
+    if (path === undefined)
+      return void res.writeHead(400, { "Content-Type": "application/json" }).end('{"message":"Bad Request"}');
     const match = /^\/(?:[^/]+\/)?@connections\/([^/]+)$/.exec(path);
     if (!match?.[1])
       return void res.writeHead(404, { "Content-Type": "application/json" }).end('{"message":"Not Found"}');
@@ -210,9 +241,51 @@ export class WsGateway {
   }
 }
 
+const REASONS: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+};
+
+/** Answers a refused upgrade with a bodiless HTTP response, then closes the socket for good. */
 function refuse(socket: Duplex, status: number): void {
-  const reason = { 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error" }[status];
-  socket.end(`HTTP/1.1 ${status} ${reason ?? "Refused"}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  if (socket.destroyed) return;
+  if (!socket.writable) return void socket.destroy();
+  // The server lets clients half-close: without the destroy, a peer that never closes would keep the socket.
+  socket.once("finish", () => socket.destroy());
+  socket.end(`HTTP/1.1 ${status} ${REASONS[status] ?? "Refused"}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/** The request target as a URL, or undefined when it does not parse (`http://[`, `//`). */
+function parseTarget(target: string | undefined): URL | undefined {
+  try {
+    return new URL(target ?? "/", "http://localhost");
+  } catch {
+    return undefined;
+  }
+}
+
+function decodePath(target: string | undefined): string | undefined {
+  const url = parseTarget(target);
+  try {
+    return url && decodeURIComponent(url.pathname);
+  } catch {
+    return undefined;
+  }
+}
+
+/** ws's own handshake checks (RFC 6455 § 4.2.1), as a status: 405, 400, or undefined when valid. */
+function handshakeError(req: IncomingMessage): number | undefined {
+  if (req.method !== "GET") return 405;
+  if (req.headers.upgrade?.toLowerCase() !== "websocket") return 400;
+  if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers["sec-websocket-key"] ?? "")) return 400;
+  const version = Number(req.headers["sec-websocket-version"]);
+  if (version !== 13 && version !== 8) return 400;
+  return undefined;
 }
 
 function flatHeaders(req: IncomingMessage): Record<string, string> {

@@ -216,7 +216,9 @@ describe("apps", () => {
 
   it("masks env values, every line of a multi-line one too, in the stored output of a failed command", async () => {
     const pem = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\nAASCBKcwggSjAgEAAoIBAQC7\n-----END KEY-----";
-    const app = await makeApp("leaky", { commands: { start: 'echo "db=$DB_PASSWORD"; printf "%s\\n" "$TLS_KEY"; exit 4' } });
+    const app = await makeApp("leaky", {
+      commands: { start: 'echo "db=$DB_PASSWORD"; printf "%s\\n" "$TLS_KEY"; exit 4' },
+    });
     await t.json("PUT", `/api/apps/${app.id}/env`, { token, body: { DB_PASSWORD: "hunter2-secret", TLS_KEY: pem } });
     await post(`/api/apps/${app.id}/start`);
     const failed = await appStatus(app.id, "error");

@@ -22,9 +22,8 @@ export const DEFAULT_COMMANDS: Commands = {
   start: "docker compose up -d",
   stop: "docker compose down",
   // The deployment's commit, or the tip of its branch as just fetched (a manual deploy GitHub could not resolve).
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a JS template
-  deploy:
-    'git fetch --all --prune && git checkout --force "${HOIST_COMMIT_SHA:-origin/$HOIST_BRANCH}" && docker compose up -d --build --remove-orphans',
+  // (`\${…}` is the shell's parameter expansion, escaped in this template literal.)
+  deploy: `git fetch --all --prune && git checkout --force "\${HOIST_COMMIT_SHA:-origin/$HOIST_BRANCH}" && docker compose up -d --build --remove-orphans`,
 };
 
 export type AppItem = Key & {

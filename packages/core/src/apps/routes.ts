@@ -3,6 +3,7 @@ import { actorOf } from "../actor.ts";
 import { recordAudit } from "../audit/service.ts";
 import { requireUser } from "../auth/middleware.ts";
 import type { AppEnv } from "../http/env.ts";
+import { idOf, idParam } from "../http/ids.ts";
 import { listResponse, OwnedListQuery } from "../http/list.ts";
 import { idempotent } from "../http/middleware/idempotency.ts";
 import { bearer, changesOf, jsonBody, jsonContent, pageOf, problems } from "../http/openapi.ts";
@@ -12,7 +13,6 @@ import { masked, readEnv, writeEnv } from "./env.ts";
 import { extendApp, startApp, stopApp } from "./lifecycle.ts";
 import { createApp, deleteApp, getAppItem, listApps, updateApp } from "./service.ts";
 
-const id = z.string().min(1).max(64);
 const Command = z.string().trim().min(1).max(4096);
 const RepositorySchema = z.object({
   fullName: z
@@ -60,8 +60,8 @@ const AppSchema = z
 
 const fields = {
   name: z.string().trim().min(1).max(100),
-  projectId: id,
-  serverId: id,
+  projectId: idOf("prj"),
+  serverId: idOf("srv"),
   cdPath: z
     .string()
     .min(1)
@@ -90,7 +90,7 @@ const Lifecycle = z.object({
   message: z.string(),
 });
 const EnvValues = z.record(z.string(), z.string());
-const IdParam = z.object({ id });
+const IdParam = idParam("app");
 const auth = { security: bearer, middleware: [requireUser], tags: ["apps"] };
 const triggering = { ...auth, middleware: [requireUser, idempotent] };
 const optionalBody = <T extends z.ZodType>(schema: T) => ({
@@ -106,7 +106,7 @@ export const appRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
       path: "/api/apps",
       summary: "Your apps (`?format=array` for a bare array)",
       request: {
-        query: OwnedListQuery.extend({ projectId: id.optional(), status: AppSchema.shape.status.optional() }),
+        query: OwnedListQuery.extend({ projectId: idOf("prj").optional(), status: AppSchema.shape.status.optional() }),
       },
       responses: { 200: jsonContent(z.union([pageOf(AppSchema), z.array(AppSchema)]), "Apps"), ...problems(400, 401) },
     }),

@@ -2,6 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { actorOf } from "../actor.ts";
 import { requireUser } from "../auth/middleware.ts";
 import type { AppEnv } from "../http/env.ts";
+import { idOf, idParam } from "../http/ids.ts";
 import { idempotent } from "../http/middleware/idempotency.ts";
 import { bearer, jsonContent, PageQuery, pageOf, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
@@ -9,7 +10,6 @@ import { getUsage, monthOf } from "../usage/service.ts";
 import { toDeployment } from "./entity.ts";
 import { cancelDeployment, deployApp, getDeploymentItem, listDeployments, readLogs, redeploy } from "./service.ts";
 
-const id = z.string().min(1).max(64);
 const Status = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
 const DeploymentSchema = z
   .object({
@@ -37,7 +37,7 @@ const LogLineSchema = z.object({
   line: z.string(),
 });
 const Wrapped = z.object({ deployment: DeploymentSchema });
-const IdParam = z.object({ id });
+const IdParam = idParam("dep");
 const auth = { security: bearer, middleware: [requireUser], tags: ["deployments"] };
 const triggering = { security: bearer, middleware: [requireUser, idempotent], tags: ["deployments"] };
 
@@ -80,7 +80,7 @@ export const deploymentRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validatio
       method: "get",
       path: "/api/deployments",
       summary: "Your deployments, newest first",
-      request: { query: PageQuery.extend({ appId: id.optional(), status: Status.optional() }) },
+      request: { query: PageQuery.extend({ appId: idOf("app").optional(), status: Status.optional() }) },
       responses: { 200: jsonContent(pageOf(DeploymentSchema), "Deployments"), ...problems(400, 401, 404) },
     }),
     async (c) => c.json(await listDeployments(c.var.deps, c.var.user.id, c.req.valid("query")), 200),

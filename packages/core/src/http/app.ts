@@ -1,4 +1,3 @@
-import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
@@ -19,6 +18,7 @@ import { serverRoutes } from "../servers/routes.ts";
 import { userRoutes } from "../users/routes.ts";
 import { webRoutes } from "../web/routes.ts";
 import { workflowRunRoutes } from "../workflow-runs/routes.ts";
+import { docsRoutes } from "./docs.ts";
 import type { AppEnv } from "./env.ts";
 import { limitBody, requireJsonBody } from "./middleware/json-body.ts";
 import { allowedMethods } from "./middleware/method-not-allowed.ts";
@@ -136,7 +136,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
     info: { title: "Hoist API", version: "1.0.0", description: "Deploy control plane: see API.md for the contract." },
   });
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
-  app.get("/docs", swaggerUI({ url: "/openapi.json", title: "Hoist API" }));
+  app.route("/", docsRoutes());
 
   const allowed = allowedMethods(app.routes);
   app.notFound((c) => {

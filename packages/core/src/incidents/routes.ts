@@ -3,6 +3,7 @@ import { actorOf } from "../actor.ts";
 import { requireUser } from "../auth/middleware.ts";
 import { FULL_NAME } from "../github/repos.ts";
 import type { AppEnv } from "../http/env.ts";
+import { idParam } from "../http/ids.ts";
 import { bearer, jsonBody, jsonContent, PageQuery, pageOf, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
 import { toIncident } from "./entity.ts";
@@ -38,7 +39,7 @@ const CommentSchema = z
     createdAt: z.number().int(),
   })
   .openapi("IncidentComment");
-const IdParam = z.object({ id: z.string().min(1).max(64) });
+const IdParam = idParam("inc");
 const auth = { security: bearer, middleware: [requireUser], tags: ["incidents"] };
 
 export const incidentRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })

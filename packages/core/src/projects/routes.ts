@@ -2,6 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { actorOf } from "../actor.ts";
 import { requireUser } from "../auth/middleware.ts";
 import type { AppEnv } from "../http/env.ts";
+import { idParam } from "../http/ids.ts";
 import { listResponse, OwnedListQuery } from "../http/list.ts";
 import { bearer, changesOf, jsonBody, jsonContent, pageOf, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
@@ -18,7 +19,7 @@ const ProjectSchema = z
   })
   .openapi("Project");
 const fields = { name: z.string().trim().min(1).max(100), description: z.string().max(2000) };
-const IdParam = z.object({ id: z.string().min(1).max(64) });
+const IdParam = idParam("prj");
 const auth = { security: bearer, middleware: [requireUser], tags: ["projects"] };
 
 export const projectRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })

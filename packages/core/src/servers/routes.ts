@@ -2,6 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { actorOf } from "../actor.ts";
 import { requireUser } from "../auth/middleware.ts";
 import type { AppEnv } from "../http/env.ts";
+import { idParam } from "../http/ids.ts";
 import { listResponse, OwnedListQuery } from "../http/list.ts";
 import { bearer, changesOf, jsonBody, jsonContent, pageOf, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
@@ -32,7 +33,12 @@ const fields = {
     .string()
     .min(1)
     .max(253)
-    .regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]+)$/, "a hostname or an IP address"),
+    .regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]+)$/, "a hostname or an IP address")
+    .openapi({
+      description:
+        "Hostname or IP address. Addresses in HOIST_SSH_DENY_NETWORKS (link-local and cloud metadata; on AWS also " +
+        "loopback and private ranges) are refused: a literal here with a 400, a name when Hoist connects.",
+    }),
   sshUser: z
     .string()
     .min(1)
@@ -50,7 +56,7 @@ const CreateServer = z
   .strict();
 const UpdateServer = changesOf({ ...fields, hostKeyFingerprint: z.null() });
 
-const IdParam = z.object({ id: z.string().min(1).max(64) });
+const IdParam = idParam("srv");
 const auth = { security: bearer, middleware: [requireUser], tags: ["servers"] };
 
 const StatusSchema = z.object({

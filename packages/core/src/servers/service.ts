@@ -14,6 +14,7 @@ import {
   sweepShardPk,
   toServer,
 } from "./entity.ts";
+import { AddressGuard } from "./networks.ts";
 import { checkServer, parsePrivateKey } from "./status.ts";
 
 export interface ServerInput {
@@ -37,6 +38,22 @@ async function sealCredentials(deps: Pick<Deps, "keyVault">, ownerId: string, in
   return Object.keys(creds).length > 0 ? deps.keyVault.encrypt(JSON.stringify(creds), { ownerId }) : null;
 }
 
+/**
+ * Refuses an IP address in a denied network at once. Only literals: a name is
+ * resolved and checked when Hoist connects (ssh.ts), since its answer may change.
+ */
+function checkAddress(deps: Pick<Deps, "config">, address: string | undefined): void {
+  if (address === undefined) return;
+  const cidr = new AddressGuard(deps.config.ssh).deniedBy(address);
+  if (!cidr) return;
+  throw new ValidationError("This address is in a network Hoist does not connect to", [
+    {
+      path: "body.address",
+      message: `${address} is in ${cidr}, a network Hoist does not connect to (HOIST_SSH_DENY_NETWORKS)`,
+    },
+  ]);
+}
+
 export async function getServerItem(deps: Pick<Deps, "store">, ownerId: string, id: string): Promise<ServerItem> {
   const item = await deps.store.get<ServerItem>(serverKey(ownerId, id));
   if (!item) throw new NotFoundError("Server");
@@ -44,6 +61,7 @@ export async function getServerItem(deps: Pick<Deps, "store">, ownerId: string, 
 }
 
 export async function createServer(deps: Deps, actor: Actor, input: ServerInput): Promise<Server> {
+  checkAddress(deps, input.address);
   const now = Date.now();
   const id = newId("srv");
   const item: ServerItem = {
@@ -100,6 +118,7 @@ export async function updateServer(
   id: string,
   patch: Partial<ServerInput> & { hostKeyFingerprint?: null },
 ): Promise<Server> {
+  checkAddress(deps, patch.address);
   const before = await getServerItem(deps, actor.userId, id);
   const set: Partial<ServerItem> = { updatedAt: Date.now(), version: before.version + 1 };
   for (const k of ["name", "address", "sshUser", "sshPort"] as const) {

@@ -1,9 +1,14 @@
+import type { LookupAddress } from "node:dns";
+import { lookup as dnsLookup } from "node:dns/promises";
 import { mkdir, readdir, readFile, stat } from "node:fs/promises";
-import { createServer } from "node:net";
+import { createServer, isIP, connect as netConnect } from "node:net";
 import { join } from "node:path";
 import ssh2 from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testClient } from "../testing/http.ts";
 import { ed25519KeyPair, startTestSshServer, type TestSshServer } from "../testing/ssh-server.ts";
+import { serverKey } from "./entity.ts";
+import type { NetworkPolicy } from "./networks.ts";
 import { buildScript, CWD_MISSING_EXIT, CWD_MISSING_MARKER, writeFileScript } from "./shell.ts";
 import { type ExecOptions, LINE_TRUNCATED_MARKER, Ssh2Executor, SshError, type SshTarget } from "./ssh.ts";
 
@@ -303,5 +308,177 @@ describe("Ssh2Executor against a real SSH server", () => {
       }
       expect(shellOnly.liveCommands()).toEqual([]);
     });
+  });
+});
+
+/**
+ * An executor that records every DNS lookup and TCP connection it makes.
+ * `answers` fakes DNS for some names: each lookup takes the next answer (the
+ * last one repeats); other names go to the system resolver.
+ */
+function watched(networks?: NetworkPolicy, answers: Record<string, string[][]> = {}) {
+  const lookups: string[] = [];
+  const connects: string[] = [];
+  const executor = new Ssh2Executor({
+    networks,
+    lookup: async (host): Promise<LookupAddress[]> => {
+      lookups.push(host);
+      const queue = answers[host];
+      if (!queue) return dnsLookup(host, { all: true });
+      const next = (queue.length > 1 ? queue.shift() : queue[0]) ?? [];
+      return next.map((address) => ({ address, family: isIP(address) }));
+    },
+    connect: (address, port) => {
+      connects.push(address);
+      return netConnect({ host: address, port });
+    },
+  });
+  return { executor, lookups, connects };
+}
+
+const DENY_LOOPBACK: NetworkPolicy = { denyNetworks: ["127.0.0.0/8", "::1/128"], allowNetworks: [] };
+const SUFFIX = "HOIST_SSH_DENY_NETWORKS; HOIST_SSH_ALLOW_NETWORKS makes exceptions)";
+
+describe("network policy: addresses are checked when Hoist connects (SSRF)", () => {
+  it("refuses a server in a denied network before any TCP connection", async () => {
+    const { executor: ex, connects, lookups } = watched(DENY_LOOPBACK);
+    const before = server.commands.length;
+    const err = await failure(run("touch ran", {}, target(), ex));
+    expect(err).toMatchObject({
+      kind: "denied",
+      status: 403,
+      code: "ssh_denied",
+      message: `127.0.0.1 is in a network Hoist does not connect to (127.0.0.0/8, ${SUFFIX}`,
+    });
+    expect({ connects, lookups }).toEqual({ connects: [], lookups: [] });
+    expect(server.commands.length).toBe(before);
+    expect(server.openConnections()).toBe(0);
+  });
+
+  it("refuses a name that resolves into a denied network (localhost), after one lookup", async () => {
+    const { executor: ex, connects, lookups } = watched(DENY_LOOPBACK);
+    const err = await failure(run("true", {}, target({ host: "localhost" }), ex));
+    expect(err.kind).toBe("denied");
+    expect(err.message).toMatch(/^localhost resolves to (127\.0\.0\.1|::1), in a network Hoist does not connect to/);
+    expect(lookups).toEqual(["localhost"]);
+    expect(connects).toEqual([]);
+  });
+
+  it("connects when the allow list makes an exception", async () => {
+    const { executor: ex, connects } = watched({ ...DENY_LOOPBACK, allowNetworks: ["127.0.0.1"] });
+    expect((await run("echo ok", {}, target(), ex)).stdoutTail).toEqual(["ok"]);
+    expect(connects).toEqual(["127.0.0.1"]);
+  });
+
+  it("refuses cloud metadata by default, in any spelling, without DNS or TCP", async () => {
+    const { executor: ex, connects, lookups } = watched(undefined, { "metadata.test": [["169.254.169.254"]] });
+    for (const host of ["169.254.169.254", "::ffff:169.254.169.254", "::ffff:a9fe:a9fe", "fd00:ec2::254"]) {
+      const err = await failure(run("true", { connectTimeoutMs: 200 }, target({ host }), ex));
+      expect(err).toMatchObject({ kind: "denied", message: expect.stringContaining(`${host} is in a network`) });
+    }
+    const named = await failure(run("true", {}, target({ host: "metadata.test" }), ex));
+    expect(named.message).toBe(
+      `metadata.test resolves to 169.254.169.254, in a network Hoist does not connect to (169.254.0.0/16, ${SUFFIX}`,
+    );
+    expect(lookups).toEqual(["metadata.test"]); // literals are not looked up
+    expect(connects).toEqual([]);
+  });
+
+  it("connects to the address it checked, never to the name again (no DNS rebinding)", async () => {
+    const {
+      executor: ex,
+      connects,
+      lookups,
+    } = watched(undefined, {
+      "rebind.test": [[server.host], ["169.254.169.254"]],
+      "mixed.test": [[server.host, "169.254.169.254"]],
+    });
+    const res = await run("echo ok", {}, target({ host: "rebind.test" }), ex);
+    expect(res.stdoutTail).toEqual(["ok"]);
+    expect({ lookups, connects }).toEqual({ lookups: ["rebind.test"], connects: [server.host] });
+    // One denied address among several refuses the name: which one a client would pick is not ours to bet on.
+    const mixed = await failure(run("true", {}, target({ host: "mixed.test" }), ex));
+    expect(mixed.message).toContain("mixed.test resolves to 169.254.169.254");
+    expect(connects).toEqual([server.host]);
+  });
+
+  it("counts DNS against connectTimeoutMs, and a cancel stops the wait", async () => {
+    const hang = new Ssh2Executor({ lookup: () => new Promise<LookupAddress[]>(() => {}) });
+    const started = Date.now();
+    const err = await failure(run("true", { connectTimeoutMs: 300 }, target({ host: "slow.test" }), hang));
+    expect(err).toMatchObject({
+      kind: "timeout",
+      message: `Timed out connecting to slow.test:${server.port} after 300 ms (waiting for DNS)`,
+    });
+    expect(Date.now() - started).toBeLessThan(1000);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 50);
+    const aborted = await failure(run("true", { signal: controller.signal }, target({ host: "slow.test" }), hang));
+    expect(aborted.kind).toBe("aborted");
+  });
+});
+
+describe("network policy over HTTP", () => {
+  it("POST and PUT /api/servers refuse an address literal in a denied network, naming body.address", async () => {
+    const t = await testClient();
+    const { token } = await t.register("ssrf-literal");
+    const body = { name: "meta", address: "169.254.169.254", sshUser: "x", password: "pw-123456" };
+    const created = await t.json<{ errors: { path: string; message: string }[] }>("POST", "/api/servers", {
+      token,
+      body,
+    });
+    expect(created.status).toBe(400);
+    expect(created.body.errors).toEqual([
+      {
+        path: "body.address",
+        message: "169.254.169.254 is in 169.254.0.0/16, a network Hoist does not connect to (HOIST_SSH_DENY_NETWORKS)",
+      },
+    ]);
+    const ok = await t.json<{ id: string }>("POST", "/api/servers", { token, body: { ...body, address: "127.0.0.1" } });
+    expect(ok.status).toBe(201);
+    const moved = await t.json<{ errors: { path: string }[] }>("PUT", `/api/servers/${ok.body.id}`, {
+      token,
+      body: { address: "::ffff:169.254.169.254" },
+    });
+    expect(moved.status).toBe(400);
+    expect(moved.body.errors.map((e) => e.path)).toEqual(["body.address"]);
+  });
+
+  it("a status check of a server at 169.254.169.254 (stored before the check) says why it is offline", async () => {
+    const t = await testClient();
+    const { token, user } = await t.register("ssrf-status");
+    const { body } = await t.json<{ id: string }>("POST", "/api/servers", {
+      token,
+      body: { name: "old", address: "192.0.2.1", sshUser: "x", password: "pw-123456" },
+    });
+    await t.deps.store.update(serverKey(user.id, body.id), { set: { address: "169.254.169.254" } });
+    const status = await t.json("GET", `/api/servers/${body.id}/status`, { token });
+    expect(status.status).toBe(200);
+    const why = `169.254.169.254 is in a network Hoist does not connect to (169.254.0.0/16, ${SUFFIX}`;
+    expect(status.body).toMatchObject({ status: "offline", error: { kind: "denied", message: why } });
+    expect((await t.json("GET", `/api/servers/${body.id}`, { token })).body).toMatchObject({
+      lastError: { kind: "denied", message: why },
+    });
+  });
+
+  it("a name is accepted, then checked at connect with the configured networks", async () => {
+    const t = await testClient({ HOIST_SSH_DENY_NETWORKS: "127.0.0.0/8,::1/128" });
+    const { token } = await t.register("ssrf-name");
+    const body = { name: "loop", sshUser: server.username, sshPort: server.port, privateKey: server.clientKey.private };
+    expect((await t.json("POST", "/api/servers", { token, body: { ...body, address: "127.0.0.1" } })).status).toBe(400);
+    const named = await t.json<{ id: string }>("POST", "/api/servers", {
+      token,
+      body: { ...body, address: "localhost" },
+    });
+    expect(named.status).toBe(201);
+    const before = server.commands.length;
+    const status = await t.json<{ error: { kind: string; message: string } }>(
+      "GET",
+      `/api/servers/${named.body.id}/status`,
+      { token },
+    );
+    expect(status.body.error.kind).toBe("denied");
+    expect(status.body.error.message).toMatch(/^localhost resolves to (127\.0\.0\.1|::1), /);
+    expect(server.commands.length).toBe(before);
   });
 });

@@ -1,5 +1,7 @@
 import { createHash } from "node:crypto";
-import { connect as netConnect, type Socket } from "node:net";
+import type { LookupAddress } from "node:dns";
+import { lookup as dnsLookup } from "node:dns/promises";
+import { isIP, connect as netConnect, type Socket } from "node:net";
 import { StringDecoder } from "node:string_decoder";
 import ssh2, {
   type AuthMethod,
@@ -10,6 +12,7 @@ import ssh2, {
   type PublicKeyAuthMethod,
 } from "ssh2";
 import { HoistError } from "../errors.ts";
+import { AddressGuard, type NetworkPolicy } from "./networks.ts";
 
 /**
  * The Executor port (DESIGN.md § Shape): run one script on a user's server
@@ -64,6 +67,7 @@ export interface Executor {
 
 export type SshErrorKind =
   | "dns"
+  | "denied"
   | "refused"
   | "unreachable"
   | "timeout"
@@ -82,9 +86,12 @@ export class SshError extends HoistError {
     /** The server's host key, when the handshake got that far. */
     readonly hostKeyFingerprint: string | null = null,
   ) {
-    super(kind === "timeout" || kind === "command-timeout" ? 504 : 502, `ssh_${kind.replace("-", "_")}`, message);
+    super(SSH_ERROR_STATUS[kind] ?? 502, `ssh_${kind.replace("-", "_")}`, message);
   }
 }
+
+/** Most failures are the server's (502); running out of time is a 504; a refused address is Hoist's policy (403). */
+const SSH_ERROR_STATUS: Partial<Record<SshErrorKind, number>> = { timeout: 504, "command-timeout": 504, denied: 403 };
 
 /** OpenSSH's fingerprint of a raw host key blob: `SHA256:` and unpadded base64. */
 export function sshFingerprint(keyBlob: Buffer): string {
@@ -159,13 +166,21 @@ export interface Ssh2ExecutorOptions {
   /** SSH keepalives while a command runs; the connection is dropped after `keepaliveCountMax` unanswered (default 10 000 ms × 3). */
   keepaliveIntervalMs?: number;
   keepaliveCountMax?: number;
-  /** Opens the TCP connection (tests may inject). */
-  connect?: (host: string, port: number) => Socket;
+  /**
+   * Networks Hoist refuses to connect to, and the exceptions (`config.ssh`
+   * fits). Default: link-local and cloud metadata addresses only.
+   */
+  networks?: NetworkPolicy;
+  /** Resolves a host name to all its addresses (tests may inject; default: the system resolver, `dns.lookup`). */
+  lookup?: (host: string) => Promise<LookupAddress[]>;
+  /** Opens the TCP connection to an address already resolved and checked (tests may inject). */
+  connect?: (address: string, port: number) => Socket;
 }
 
-type Phase = "tcp" | "handshake" | "auth" | "exec";
+type Phase = "dns" | "tcp" | "handshake" | "auth" | "exec";
 
 const PHASE_WAITING: Record<Phase, string> = {
+  dns: "waiting for DNS",
   tcp: "waiting for the TCP connection",
   handshake: "waiting for the SSH handshake",
   auth: "waiting for authentication",
@@ -185,7 +200,9 @@ export class Ssh2Executor implements Executor {
   private readonly closeGraceMs: number;
   private readonly keepaliveIntervalMs: number;
   private readonly keepaliveCountMax: number;
-  private readonly connect: (host: string, port: number) => Socket;
+  private readonly connect: (address: string, port: number) => Socket;
+  private readonly lookup: (host: string) => Promise<LookupAddress[]>;
+  private readonly guard: AddressGuard;
 
   constructor(opts: Ssh2ExecutorOptions = {}) {
     this.tailLines = opts.tailLines ?? 50;
@@ -194,22 +211,91 @@ export class Ssh2Executor implements Executor {
     this.closeGraceMs = opts.closeGraceMs ?? 1000;
     this.keepaliveIntervalMs = opts.keepaliveIntervalMs ?? 10_000;
     this.keepaliveCountMax = opts.keepaliveCountMax ?? 3;
-    this.connect = opts.connect ?? ((host, port) => netConnect({ host, port }));
+    this.connect = opts.connect ?? ((address, port) => netConnect({ host: address, port }));
+    this.lookup = opts.lookup ?? ((host) => dnsLookup(host, { all: true }));
+    this.guard = new AddressGuard(opts.networks);
   }
 
-  exec(target: SshTarget, script: string, opts: ExecOptions): Promise<ExecResult> {
+  /**
+   * The address to connect to. A name is resolved here, once, and every
+   * address it has is checked against the network policy (one denied address
+   * refuses the lot, so a name cannot mix a decoy with a target); the
+   * connection then goes to the checked address, never to the name again, so
+   * DNS has no second chance to answer differently (rebinding). The first
+   * address in the resolver's order is used (no fallback to the others).
+   */
+  private async resolve(target: SshTarget, opts: ExecOptions, startedAt: number): Promise<string> {
     const where = `${target.host}:${target.port}`;
-    if (opts.signal?.aborted) return Promise.reject(new SshError("aborted", `Cancelled before connecting to ${where}`));
-    if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65_535)
-      return Promise.reject(new SshError("protocol", `Invalid SSH port ${target.port} for ${target.host}`));
-    let privateKey: ParsedKey | undefined;
-    try {
-      privateKey = target.privateKey === undefined ? undefined : loadPrivateKey(target.privateKey, target.passphrase);
-    } catch (err) {
-      return Promise.reject(err);
+    const family = isIP(target.host);
+    const literal = family !== 0;
+    const addresses = literal ? [{ address: target.host, family }] : await this.lookupWithin(target, opts, startedAt);
+    for (const { address } of addresses) {
+      const cidr = this.guard.deniedBy(address);
+      if (!cidr) continue;
+      const what = literal ? `${address} is` : `${target.host} resolves to ${address},`;
+      throw new SshError(
+        "denied",
+        `${what} in a network Hoist does not connect to (${cidr}, HOIST_SSH_DENY_NETWORKS; HOIST_SSH_ALLOW_NETWORKS makes exceptions)`,
+      );
     }
+    const first = addresses[0];
+    if (!first) throw new SshError("dns", `DNS lookup failed for ${target.host} (no addresses)`);
+    if (opts.signal?.aborted) throw new SshError("aborted", `Cancelled while connecting to ${where}`);
+    return first.address;
+  }
+
+  /** The lookup, within the connect timeout and cancellable (a lookup itself cannot be stopped: its answer is ignored). */
+  private lookupWithin(target: SshTarget, opts: ExecOptions, startedAt: number): Promise<LookupAddress[]> {
+    const where = `${target.host}:${target.port}`;
+    return new Promise((resolve, reject) => {
+      const fail = (error: SshError) => {
+        cleanup();
+        reject(error);
+      };
+      const timer = setTimeout(
+        () =>
+          fail(
+            new SshError(
+              "timeout",
+              `Timed out connecting to ${where} after ${opts.connectTimeoutMs} ms (${PHASE_WAITING.dns})`,
+            ),
+          ),
+        Math.min(Math.max(0, opts.connectTimeoutMs - (performance.now() - startedAt)), MAX_TIMER_MS),
+      );
+      const onAbort = () => fail(new SshError("aborted", `Cancelled while connecting to ${where}`));
+      const cleanup = () => {
+        clearTimeout(timer);
+        opts.signal?.removeEventListener("abort", onAbort);
+      };
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
+      this.lookup(target.host).then(
+        (addresses) => {
+          cleanup();
+          resolve(addresses);
+        },
+        (err: Error & { code?: string }) => {
+          const code = err.code ?? "";
+          fail(
+            new SshError(
+              "dns",
+              `DNS lookup failed for ${target.host}${DNS_CODES.has(code) ? "" : ` (${code || err.message})`}`,
+            ),
+          );
+        },
+      );
+    });
+  }
+
+  async exec(target: SshTarget, script: string, opts: ExecOptions): Promise<ExecResult> {
+    const where = `${target.host}:${target.port}`;
+    if (opts.signal?.aborted) throw new SshError("aborted", `Cancelled before connecting to ${where}`);
+    if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65_535)
+      throw new SshError("protocol", `Invalid SSH port ${target.port} for ${target.host}`);
+    const privateKey =
+      target.privateKey === undefined ? undefined : loadPrivateKey(target.privateKey, target.passphrase);
+    const startedAt = performance.now();
+    const address = await this.resolve(target, opts, startedAt);
     return new Promise<ExecResult>((resolve, reject) => {
-      const startedAt = performance.now();
       const tailLimit = opts.tailLines ?? this.tailLines;
       const tails: Record<OutputStream, string[]> = { stdout: [], stderr: [] };
       let phase: Phase = "tcp";
@@ -236,7 +322,7 @@ export class Ssh2Executor implements Executor {
         return timer;
       };
 
-      const socket = this.connect(target.host, target.port);
+      const socket = this.connect(address, target.port);
       const client = new ssh2.Client();
       socket.on("connect", () => {
         if (phase === "tcp") phase = "handshake";
@@ -302,7 +388,8 @@ export class Ssh2Executor implements Executor {
       };
       opts.signal?.addEventListener("abort", onAbort, { once: true });
 
-      const connectTimer = later(opts.connectTimeoutMs, () => {
+      // DNS has already spent part of the connect timeout.
+      const connectTimer = later(Math.max(0, opts.connectTimeoutMs - (performance.now() - startedAt)), () => {
         finish({
           error: new SshError(
             "timeout",

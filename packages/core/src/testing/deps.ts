@@ -31,7 +31,7 @@ export async function testDeps(env: Record<string, string> = {}): Promise<Deps &
       new TableQueue({ store, name: "schedules", maxAttempts: 3, visibilitySeconds: 30, logger }),
     ),
     broadcaster: new ApiGatewayBroadcaster({ endpoint: "http://127.0.0.1:9" }),
-    executor: new Ssh2Executor(),
+    executor: new Ssh2Executor({ networks: config.ssh }),
     keyVault: await FileKeyVault.open(dataDir),
     jwtKeys: await fileKeySet(dataDir),
   };

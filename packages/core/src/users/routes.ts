@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { requireRole, requireUser } from "../auth/middleware.ts";
 import type { AppEnv } from "../http/env.ts";
+import { idParam } from "../http/ids.ts";
 import { clientIp } from "../http/middleware/client-ip.ts";
 import { bearer, jsonBody, jsonContent, PageQuery, pageOf, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
@@ -8,7 +9,7 @@ import { UserSchema } from "./schemas.ts";
 import { getUser, listUsers, updateUser } from "./service.ts";
 
 const adminOnly = [requireUser, requireRole("admin")];
-const IdParam = z.object({ id: z.string().min(1).max(64) });
+const IdParam = idParam("usr");
 
 const list = createRoute({
   method: "get",
