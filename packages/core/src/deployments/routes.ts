@@ -49,7 +49,7 @@ export const deploymentRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validatio
       path: "/api/apps/{id}/deployments",
       summary: "Deploy the app now (`Idempotency-Key` honoured)",
       request: {
-        params: IdParam,
+        params: idParam("app"),
         body: {
           required: false,
           content: {
