@@ -1,3 +1,4 @@
+import { hkdfSync } from "node:crypto";
 import { ApiGatewayManagementApiClient } from "@aws-sdk/client-apigatewaymanagementapi";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { ApiGatewayBroadcaster } from "@hoist/core/adapters/aws/apigw-broadcaster";
@@ -45,7 +46,12 @@ export async function awsDeps(ports: PortBuilders = {}): Promise<Deps> {
     ? await parseKeySet(jwtSecret, "SST secret JWT_PRIVATE_KEY")
     : undefined;
 
-  const store = lazy("store", () => new DynamoStore(new DynamoDBClient({}), awsResource("HOIST_TABLE_NAME")));
+  // List cursors are signed with a key every instance of the stage shares: derived from the JWT signing secret.
+  const cursorKey = jwtSecret ? new Uint8Array(hkdfSync("sha256", jwtSecret, "hoist", "list-cursors", 32)) : undefined;
+  const store = lazy(
+    "store",
+    () => new DynamoStore(new DynamoDBClient({}), awsResource("HOIST_TABLE_NAME"), { cursorKey }),
+  );
   const broadcaster = lazy("broadcaster", () => {
     const endpoint = awsResource("HOIST_WS_ENDPOINT");
     return new ApiGatewayBroadcaster({ endpoint, client: new ApiGatewayManagementApiClient({ endpoint }) });

@@ -245,6 +245,16 @@ describe("WebSocket API", () => {
     for (const c of clients) c.socket.close();
   }, 60_000);
 
+  it("answers a subscribe with an out-of-range since with an error, and the socket keeps working", async () => {
+    const c = await Client.open(member.token);
+    c.send({ action: "subscribe", channel: `app:${appId}`, since: 99_999_999_990 });
+    const error = await eventually(async () => c.messages.find((m) => m.type === "error"), 5000, "an error");
+    expect(String(error.message)).toMatch(/since/);
+    c.messages.length = 0;
+    expect(await c.subscribe(`app:${appId}`)).toMatchObject({ type: "subscribed" });
+    c.socket.close();
+  });
+
   it("closes a user's sockets on logout and when disabled, and an admin's logs:all socket on demotion", async () => {
     const closed = (c: Client) =>
       c.socket.readyState === WebSocket.CLOSED || new Promise<boolean>((r) => c.socket.once("close", () => r(true)));

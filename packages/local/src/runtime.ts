@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
@@ -61,7 +62,7 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
       dynamodbEndpoint = db.endpoint;
     }
     await ensureTable(client, config.tableName);
-    const store = new DynamoStore(client, config.tableName);
+    const store = new DynamoStore(client, config.tableName, { cursorKey: await secretKeyFile(dataDir, "cursor.key") });
 
     const ws = new WsGateway({
       handler: (event) => wsHandler(event),
@@ -158,6 +159,16 @@ function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/** 32 random bytes kept 0600 in the data directory (created on first start): a key that survives restarts. */
+async function secretKeyFile(dataDir: string, name: string): Promise<Buffer> {
+  const file = join(dataDir, name);
+  const existing = await readFile(file, "utf8").catch(() => "");
+  if (/^[0-9a-f]{64}$/.test(existing.trim())) return Buffer.from(existing.trim(), "hex");
+  const key = randomBytes(32);
+  await writeFile(file, `${key.toString("hex")}\n`, { mode: 0o600 });
+  return key;
 }
 
 async function ensureTable(client: DynamoDBClient, tableName: string): Promise<void> {

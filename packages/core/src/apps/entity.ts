@@ -5,6 +5,8 @@ export type AppStatus = "stopped" | "starting" | "running" | "stopping" | "error
 
 export interface Repository {
   fullName: string;
+  /** GitHub's repository id, for a repository the owner connected; null for one bound by name. */
+  id?: number | null;
   branch: string;
   autoDeploy: boolean;
   deployOn: "push" | "ci-success";
@@ -45,6 +47,8 @@ export type AppItem = Key & {
   stopsAt: number | null;
   lastError: { message: string; exitCode: number | null; output: string[]; at: number } | null;
   repository: Repository | null;
+  /** How `repository` is bound (github/binding.ts); absent on apps bound before bindings existed (by name). */
+  repoBinding?: "id" | "name" | "app-hook";
   commands: Commands | null;
   createdAt: number;
   updatedAt: number;
@@ -65,7 +69,10 @@ export type App = Omit<
 export const appKey = (ownerId: string, id: string) => owned.key(ownerId, "APP", id);
 export const appEnvKey = (ownerId: string, id: string): Key => ({ pk: `OWNER#${ownerId}`, sk: `APP#${id}#ENV` });
 export const projectAppsPk = (projectId: string) => `PROJECT#${projectId}#APPS`;
+/** Apps bound by name (by an admin, under the operator's global secret): matched by name. */
 export const repoBranchPk = (fullName: string, branch: string) => `REPO#${fullName.toLowerCase()}#${branch}`;
+/** Apps bound by GitHub repository id (connected with proof): matched by id, so a rename cannot redirect them. */
+export const repoIdBranchPk = (repoId: number, branch: string) => `REPOID#${repoId}#${branch}`;
 
 export function toApp(a: AppItem): App {
   return {

@@ -15,6 +15,8 @@ import { createApp, deleteApp, getAppItem, listApps, updateApp } from "./service
 
 const Command = z.string().trim().min(1).max(4096);
 const RepositorySchema = z.object({
+  /** Read-only: GitHub's repository id once the owner connected it (ignored on input). */
+  id: z.number().int().nullable().optional(),
   fullName: z
     .string()
     .max(200)

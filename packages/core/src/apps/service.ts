@@ -1,6 +1,7 @@
 import type { Actor } from "../actor.ts";
 import { auditAction } from "../audit/service.ts";
 import { ConditionFailedError, ConflictError, NotFoundError, ValidationError } from "../errors.ts";
+import { bindRepository, type RepoBinding } from "../github/binding.ts";
 import { newId } from "../ids.ts";
 import { owned } from "../owned.ts";
 import type { Deps } from "../ports.ts";
@@ -16,6 +17,7 @@ import {
   projectAppsPk,
   type Repository,
   repoBranchPk,
+  repoIdBranchPk,
   toApp,
 } from "./entity.ts";
 import { autoStopScheduleName } from "./lifecycle.ts";
@@ -37,8 +39,20 @@ export async function getAppItem(deps: Pick<Deps, "store">, ownerId: string, id:
   return item;
 }
 
-const repoIndex = (repository: Repository | null | undefined, id: string) =>
-  repository ? { gsi3pk: repoBranchPk(repository.fullName, repository.branch), gsi3sk: `APP#${id}` } : {};
+/**
+ * The index webhooks find the app by: its repository id, or (admin, global
+ * secret) its name. An app reached only through its own hook is in neither.
+ */
+const repoIndex = (repository: Repository | null | undefined, binding: RepoBinding | undefined, id: string) =>
+  !repository || binding === "app-hook"
+    ? {}
+    : {
+        gsi3pk:
+          binding === "id" && typeof repository.id === "number"
+            ? repoIdBranchPk(repository.id, repository.branch)
+            : repoBranchPk(repository.fullName, repository.branch),
+        gsi3sk: `APP#${id}`,
+      };
 
 /** The referenced project and server must be the caller's own (checked in the same transaction). */
 const mustExist = (ownerId: string, projectId: string, serverId: string, countOnServer: number): TransactOp[] => [
@@ -64,6 +78,7 @@ function referenceError(err: unknown, base: number): never {
 export async function createApp(deps: Deps, actor: Actor, input: AppInput) {
   const now = Date.now();
   const id = newId("app");
+  const bound = input.repository ? await bindRepository(deps, actor.userId, undefined, input.repository) : undefined;
   const item: AppItem = {
     ...appKey(actor.userId, id),
     entity: "app",
@@ -80,7 +95,8 @@ export async function createApp(deps: Deps, actor: Actor, input: AppInput) {
     startedAt: null,
     stopsAt: null,
     lastError: null,
-    repository: input.repository ?? null,
+    repository: bound?.repository ?? null,
+    ...(bound ? { repoBinding: bound.binding } : {}),
     commands: input.commands ? (input.commands as Commands) : null,
     createdAt: now,
     updatedAt: now,
@@ -88,7 +104,7 @@ export async function createApp(deps: Deps, actor: Actor, input: AppInput) {
     ...owned.list(actor.userId, "APP", now, id),
     gsi2pk: projectAppsPk(input.projectId),
     gsi2sk: id,
-    ...repoIndex(input.repository, id),
+    ...repoIndex(bound?.repository, bound?.binding, id),
   };
   try {
     await deps.store.transact([
@@ -106,18 +122,27 @@ export async function createApp(deps: Deps, actor: Actor, input: AppInput) {
   return toApp(item);
 }
 
-/** Every app on `repo`@`branch`, across owners (index gsi3: webhooks find apps by repository, never by Scan). */
-export function appsOnRepoBranch(
+/**
+ * Every app on a repository's branch, across owners (index gsi3: webhooks find
+ * apps by repository, never by Scan): those bound by its id, and with
+ * `byName` also those an admin bound by name (deliveries under the global secret).
+ */
+export async function appsOnRepoBranch(
   deps: Pick<Deps, "store">,
-  repo: string,
+  repo: { id: number | null; fullName: string; byName: boolean },
   branch: string,
   ownerId?: string,
 ): Promise<AppItem[]> {
-  return queryAll<AppItem>(deps.store, {
-    index: "gsi3",
-    pk: repoBranchPk(repo, branch),
-    filter: ownerId ? cond.eq("ownerId", ownerId) : undefined,
-  });
+  const filter = ownerId ? cond.eq("ownerId", ownerId) : undefined;
+  const [byId, byName] = await Promise.all([
+    repo.id === null
+      ? []
+      : queryAll<AppItem>(deps.store, { index: "gsi3", pk: repoIdBranchPk(repo.id, branch), filter }),
+    repo.byName
+      ? queryAll<AppItem>(deps.store, { index: "gsi3", pk: repoBranchPk(repo.fullName, branch), filter })
+      : [],
+  ]);
+  return [...byId, ...byName];
 }
 
 export async function listApps(
@@ -152,17 +177,21 @@ export async function updateApp(deps: Deps, actor: Actor, id: string, patch: Par
     (patch.serverId && patch.serverId !== before.serverId) || (patch.cdPath && patch.cdPath !== before.cdPath);
   if (moving && isActive(before.status))
     throw new ConflictError(`Stop the app before moving it (it is ${before.status})`);
-  const repository = patch.repository === undefined ? before.repository : patch.repository;
+  const bound = patch.repository ? await bindRepository(deps, actor.userId, id, patch.repository) : undefined;
+  const repository = patch.repository === undefined ? before.repository : (bound?.repository ?? null);
+  const binding = patch.repository === undefined ? before.repoBinding : bound?.binding;
   const set: Record<string, unknown> = { ...patch, updatedAt: Date.now(), version: before.version + 1 };
+  if (patch.repository !== undefined) Object.assign(set, { repository, repoBinding: binding ?? null });
   if (patch.projectId) Object.assign(set, { gsi2pk: projectAppsPk(patch.projectId) });
   if (patch.commands !== undefined) set.commands = patch.commands ? { ...before.commands, ...patch.commands } : null;
-  Object.assign(set, repoIndex(repository, id));
+  const index = repoIndex(repository, binding, id);
+  Object.assign(set, index);
   const ops: TransactOp[] = [
     {
       update: {
         ...appKey(actor.userId, id),
         set,
-        ...(repository ? {} : { remove: ["gsi3pk", "gsi3sk"] }),
+        ...("gsi3pk" in index ? {} : { remove: ["gsi3pk", "gsi3sk"] }),
         condition: cond.eq("version", before.version),
       },
     },

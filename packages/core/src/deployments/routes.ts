@@ -38,6 +38,8 @@ const LogLineSchema = z.object({
 });
 const Wrapped = z.object({ deployment: DeploymentSchema });
 const IdParam = idParam("dep");
+/** Seqs are stored in 10 digits. */
+const MAX_SEQ = 9_999_999_998;
 const auth = { security: bearer, middleware: [requireUser], tags: ["deployments"] };
 const triggering = { security: bearer, middleware: [requireUser, idempotent], tags: ["deployments"] };
 
@@ -105,7 +107,7 @@ export const deploymentRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validatio
       request: {
         params: IdParam,
         query: z.object({
-          after: z.coerce.number().int().min(0).default(0),
+          after: z.coerce.number().int().min(0).max(MAX_SEQ).default(0),
           limit: z.coerce.number().int().min(1).max(1000).default(500),
         }),
       },

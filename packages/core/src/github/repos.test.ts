@@ -2,7 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeGitHub, type FakeGitHubUser } from "../testing/fake-github.ts";
 import { linkGitHub, makeApps } from "../testing/github-setup.ts";
 import { type TestClient, testClient } from "../testing/http.ts";
-import { type RepoHookItem, repoHookKey } from "./repo-entity.ts";
+import {
+  type RepoHookItem,
+  type RepoSecretItem,
+  repoHookKey,
+  repoSecretContext,
+  repoSecretKey,
+} from "./repo-entity.ts";
 
 type Json = Record<string, unknown>;
 const SECRET = "repo-test-webhook-secret-0123456789";
@@ -120,8 +126,15 @@ describe("POST /api/github/repos/connect and DELETE /api/github/repos/:owner/:re
       name: "web",
       active: true,
       events: ["push", "workflow_run"],
-      config: { url: HOOK_URL, content_type: "json", secret: SECRET, insecure_ssl: "0" },
+      // The repository's own secret (not the operator's global one), as stored for it, sealed.
+      config: { url: HOOK_URL, content_type: "json", secret: expect.any(String), insecure_ssl: "0" },
     });
+    const repoId = (await record("octo/shop"))?.repoId ?? 0;
+    const repoSecret = await t.deps.store.get<RepoSecretItem>(repoSecretKey(repoId));
+    expect(hooks[0]?.config.secret).not.toBe(SECRET);
+    expect(await t.deps.keyVault.decrypt(repoSecret?.secret ?? "", repoSecretContext(repoSecret?.repoId ?? 0))).toBe(
+      hooks[0]?.config.secret,
+    );
     expect(await record("octo/shop")).toMatchObject({ hookId: hooks[0]?.id, appIds: [apps.web] });
 
     const again = await t.json<Json>("POST", "/api/github/repos/connect", { token: alice.token, body });

@@ -1,13 +1,22 @@
+import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { Actor } from "../actor.ts";
 import type { Repository } from "../apps/entity.ts";
 import { getAppItem, updateApp } from "../apps/service.ts";
 import { recordAudit } from "../audit/service.ts";
 import { githubTokenFor } from "../auth/github.ts";
-import { HoistError, NotFoundError, ValidationError } from "../errors.ts";
+import { ConditionFailedError, HoistError, NotFoundError, ValidationError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
+import { cond, queryAll } from "../store/store.ts";
 import type { UserItem } from "../users/entity.ts";
-import { type RepoHookItem, repoHookIndex, repoHookKey } from "./repo-entity.ts";
+import {
+  type RepoHookItem,
+  type RepoSecretItem,
+  repoHookIndex,
+  repoHookKey,
+  repoSecretContext,
+  repoSecretKey,
+} from "./repo-entity.ts";
 import { GitHubApiError, GitHubRest, nextPage } from "./rest.ts";
 
 /** GitHub repositories on the user's behalf: list, connect (create the webhook), disconnect. */
@@ -121,6 +130,44 @@ function userFault(err: unknown, fullName: string): never {
   throw err;
 }
 
+const RepoAccess = z.object({
+  id: z.number().int(),
+  full_name: z.string(),
+  permissions: z.object({ admin: z.boolean().optional(), push: z.boolean().optional() }).partial().nullish(),
+});
+
+/**
+ * The repository's webhook secret: created (random, sealed) by the first
+ * owner who connects it, shared by the later ones (GitHub keeps one hook per
+ * URL and repository). Conditional create: two racing connects agree on one.
+ */
+async function repositorySecret(
+  deps: Pick<Deps, "store" | "keyVault">,
+  repoId: number,
+  fullName: string,
+): Promise<{ secret: string; created: boolean }> {
+  const existing = await deps.store.get<RepoSecretItem>(repoSecretKey(repoId), { consistent: true });
+  if (existing)
+    return { secret: await deps.keyVault.decrypt(existing.secret, repoSecretContext(repoId)), created: false };
+  const secret = randomBytes(32).toString("base64url");
+  try {
+    await deps.store.put(
+      {
+        ...repoSecretKey(repoId),
+        entity: "repo-secret",
+        repoId,
+        fullName,
+        secret: await deps.keyVault.encrypt(secret, repoSecretContext(repoId)),
+      } satisfies RepoSecretItem,
+      { condition: cond.notExists() },
+    );
+    return { secret, created: true };
+  } catch (err) {
+    if (!(err instanceof ConditionFailedError)) throw err;
+    return repositorySecret(deps, repoId, fullName);
+  }
+}
+
 export interface ConnectInput {
   fullName: string;
   appId: string;
@@ -133,11 +180,16 @@ export interface ConnectInput {
  * repository and branch.
  */
 export async function connectRepo(deps: Deps, user: UserItem, actor: Actor, input: ConnectInput, origin: string) {
-  const secret = deps.config.github.webhookSecret;
-  if (!secret) throw new HoistError(503, "not_configured", "GitHub webhooks are not configured on this server");
   const app = await getAppItem(deps, user.id, input.appId);
   const gh = await client(deps, user);
   const path = repoPath(input.fullName);
+  // The proof: GitHub itself says this user may push to (or administer) the repository, and which one it is.
+  const repo = await gh.request("GET", path, RepoAccess).catch((err: unknown) => userFault(err, input.fullName));
+  if (!(repo.data.permissions?.push || repo.data.permissions?.admin)) {
+    throw new HoistError(403, "forbidden", `Your GitHub account has no push access to ${repo.data.full_name}`);
+  }
+  const repoId = repo.data.id;
+  const { secret, created: newSecret } = await repositorySecret(deps, repoId, repo.data.full_name);
   const url = hookUrl(deps, origin);
   const existing = await deps.store.get<RepoHookItem>(repoHookKey(user.id, input.fullName), { consistent: true });
 
@@ -172,6 +224,12 @@ export async function connectRepo(deps: Deps, user: UserItem, actor: Actor, inpu
         throw new HoistError(409, "conflict", `GitHub says a webhook exists on ${input.fullName}, but none for ${url}`);
       hookId = found.id;
       outcome = "adopted";
+      // A hook from before per-repository secrets (or one made by hand): sign with the repository's secret from now on.
+      if (newSecret) {
+        await gh.request("PATCH", `${path}/hooks/${hookId}`, Hook, {
+          config: { url, content_type: "json", secret, insecure_ssl: "0" },
+        });
+      }
     }
   }
 
@@ -180,7 +238,8 @@ export async function connectRepo(deps: Deps, user: UserItem, actor: Actor, inpu
     ...repoHookKey(user.id, input.fullName),
     entity: "repo-hook",
     ownerId: user.id,
-    fullName: input.fullName,
+    fullName: repo.data.full_name,
+    repoId,
     hookId,
     appIds: [...new Set([...(existing?.appIds ?? []), app.id])],
     connectedAt: existing?.connectedAt ?? now,
@@ -190,7 +249,7 @@ export async function connectRepo(deps: Deps, user: UserItem, actor: Actor, inpu
   await deps.store.put(item);
 
   const repository: Repository = {
-    fullName: input.fullName,
+    fullName: repo.data.full_name,
     branch: input.branch,
     autoDeploy: app.repository?.autoDeploy ?? true,
     deployOn: app.repository?.deployOn ?? "push",
@@ -237,20 +296,9 @@ export const toConnection = (r: RepoHookItem) => ({
 });
 
 /** Every Hoist user who connected `fullName` (gsi1 on the hook records). */
-export async function repoOwners(deps: Pick<Deps, "store">, fullName: string): Promise<string[]> {
-  const owners: string[] = [];
-  let cursor: string | null = null;
-  do {
-    const page: { items: RepoHookItem[]; nextCursor: string | null } = await deps.store.query<RepoHookItem>({
-      index: "gsi1",
-      pk: repoHookIndex("", fullName).gsi1pk,
-      limit: 100,
-      cursor,
-    });
-    owners.push(...page.items.map((r) => r.ownerId));
-    cursor = page.nextCursor;
-  } while (cursor);
-  return owners;
+/** Everyone's connection records of a repository, by name (index gsi1, every page). */
+export async function repoConnections(deps: Pick<Deps, "store">, fullName: string): Promise<RepoHookItem[]> {
+  return queryAll<RepoHookItem>(deps.store, { index: "gsi1", pk: repoHookIndex("", fullName).gsi1pk });
 }
 
 /** For the rerun endpoint: the caller's client and the repo path. */

@@ -1,9 +1,14 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { actorOf } from "../actor.ts";
+import { requireUser } from "../auth/middleware.ts";
 import { HoistError } from "../errors.ts";
 import type { AppEnv } from "../http/env.ts";
+import { idOf, idParam } from "../http/ids.ts";
 import { clientIp } from "../http/middleware/client-ip.ts";
-import { jsonContent, problems } from "../http/openapi.ts";
+import { bearer, jsonContent, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
+import { createAppHook } from "./app-hook.ts";
 import { countFailure, refuseIfFailing } from "./signature-failures.ts";
 import { handleWebhook } from "./webhooks.ts";
 
@@ -58,25 +63,55 @@ const githubWebhook = createRoute({
   },
 });
 
-export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }).openapi(
-  githubWebhook,
-  async (c) => {
-    const ip = clientIp(c);
-    await refuseIfFailing(c.var.deps, ip);
-    let answer: Awaited<ReturnType<typeof handleWebhook>>;
-    try {
-      answer = await handleWebhook(c.var.deps, {
-        event: c.req.header("x-github-event"),
-        deliveryId: c.req.header("x-github-delivery"),
-        signature: c.req.header("x-hub-signature-256"),
-        body: await c.req.text(),
-        ip,
-      });
-    } catch (err) {
-      if (err instanceof HoistError && err.code === "invalid_signature") await countFailure(c.var.deps, ip);
-      throw err;
-    }
-    const { code, reply } = answer;
-    return code === 200 ? c.json(reply, 200) : c.json(reply, 202);
+const appWebhook = createRoute({
+  ...githubWebhook,
+  path: "/api/webhooks/github/apps/{appId}",
+  summary: "An app's own GitHub webhook URL (verified with that app's secret; reaches that app alone)",
+  request: { ...githubWebhook.request, params: z.object({ appId: idOf("app") }) },
+});
+
+const rotateAppHook = createRoute({
+  method: "post",
+  path: "/api/apps/{id}/webhook",
+  tags: ["github"],
+  security: bearer,
+  middleware: [requireUser],
+  summary: "Give the app its own webhook URL and secret (shown once; calling again rotates the secret)",
+  request: { params: idParam("app") },
+  responses: {
+    200: jsonContent(z.object({ url: z.string(), secret: z.string() }), "The hook URL and secret, this once"),
+    ...problems(401, 404),
   },
-);
+});
+
+/** Signature failures are counted per client address before they are answered. */
+async function deliver(c: Context<AppEnv>, appId?: string) {
+  const ip = clientIp(c);
+  await refuseIfFailing(c.var.deps, ip);
+  try {
+    return await handleWebhook(c.var.deps, {
+      appId,
+      event: c.req.header("x-github-event"),
+      deliveryId: c.req.header("x-github-delivery"),
+      signature: c.req.header("x-hub-signature-256"),
+      body: await c.req.text(),
+      ip,
+    });
+  } catch (err) {
+    if (err instanceof HoistError && err.code === "invalid_signature") await countFailure(c.var.deps, ip);
+    throw err;
+  }
+}
+
+export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+  .openapi(githubWebhook, async (c) => {
+    const { code, reply } = await deliver(c);
+    return code === 200 ? c.json(reply, 200) : c.json(reply, 202);
+  })
+  .openapi(appWebhook, async (c) => {
+    const { code, reply } = await deliver(c, c.req.valid("param").appId);
+    return code === 200 ? c.json(reply, 200) : c.json(reply, 202);
+  })
+  .openapi(rotateAppHook, async (c) =>
+    c.json(await createAppHook(c.var.deps, actorOf(c), c.req.valid("param").id, new URL(c.req.url).origin), 200),
+  );

@@ -1,6 +1,7 @@
-import { Webhooks } from "@octokit/webhooks";
+import { verify } from "@octokit/webhooks-methods";
 import { z } from "zod";
 import type { AppItem } from "../apps/entity.ts";
+import { appKey } from "../apps/entity.ts";
 import { appsOnRepoBranch } from "../apps/service.ts";
 import { recordAudit } from "../audit/service.ts";
 import { queueDeployment } from "../deployments/service.ts";
@@ -18,6 +19,15 @@ import {
   WorkflowRunPayload,
 } from "../workflow-runs/service.ts";
 import { CLAIM_STALE_MS, ciCommitKey, DELIVERY_TTL_SECONDS, type DeliveryItem, deliveryKey } from "./entity.ts";
+import {
+  type AppHookItem,
+  appHookContext,
+  appHookKey,
+  type RepoSecretItem,
+  repoSecretContext,
+  repoSecretKey,
+} from "./repo-entity.ts";
+import { repoConnections } from "./repos.ts";
 
 /**
  * GitHub webhook deliveries (API.md § GitHub, DESIGN.md § Deploy flow step 1):
@@ -42,6 +52,8 @@ import { CLAIM_STALE_MS, ciCommitKey, DELIVERY_TTL_SECONDS, type DeliveryItem, d
  */
 
 export interface IncomingWebhook {
+  /** Set at an app's own hook URL (`/api/webhooks/github/apps/{appId}`). */
+  appId?: string;
   event: string | undefined;
   deliveryId: string | undefined;
   signature: string | undefined;
@@ -65,13 +77,10 @@ const DELIVERY_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 const NULL_SHA = /^0+$/;
 
-let verifier: { secret: string; webhooks: Webhooks } | undefined;
-
 /** Constant-time check of `X-Hub-Signature-256` (`sha256=<hex HMAC of the body>`). */
 export async function verifySignature(secret: string, body: string, signature: string): Promise<boolean> {
-  if (verifier?.secret !== secret) verifier = { secret, webhooks: new Webhooks({ secret }) };
   try {
-    return await verifier.webhooks.verify(body, signature);
+    return await verify(secret, body, signature);
   } catch {
     // An empty body or signature: nothing GitHub would send.
     return false;
@@ -84,7 +93,7 @@ const PushPayload = z.object({
   ref: z.string().min(1).max(1024),
   after: z.string().max(64),
   deleted: z.boolean().optional(),
-  repository: z.object({ full_name: z.string().min(3).max(200) }),
+  repository: z.object({ id: z.number().int().optional(), full_name: z.string().min(3).max(200) }),
   head_commit: z
     .object({
       message: z.string().nullish(),
@@ -101,22 +110,70 @@ type Plan =
   | {
       kind: "push";
       repo: string;
+      repoId: number | null;
       branch: string;
       commitSha: string;
       commitMessage: string | null;
       author: string | null;
     };
 
-/** Everything up to the first write: authenticate, validate, decide. Throws 503/401/400. */
-export async function planDelivery(
-  secret: string | undefined,
+/**
+ * Who vouches for a delivery, which decides the apps it may reach:
+ * - `repository`: signed with the secret of the repository it names: apps bound to that repository's id;
+ * - `global`: signed with the operator's HOIST_GITHUB_WEBHOOK_SECRET, trusted for every repository: apps
+ *   bound by id, and those admins bound by name;
+ * - `app`: signed with one app's own hook secret, at that app's hook URL: that app alone.
+ */
+export type DeliveryScope =
+  | { kind: "repository"; repoId: number }
+  | { kind: "global" }
+  | { kind: "app"; ownerId: string; appId: string };
+
+/**
+ * Verifies the signature with the secret of the repository the payload names
+ * (read after a size-bounded parse, before any other work), or the operator's
+ * global secret, or, at an app's own hook URL, that app's secret.
+ */
+async function authenticate(
+  deps: Pick<Deps, "store" | "config" | "keyVault">,
   req: IncomingWebhook,
-): Promise<{ event: string; deliveryId: string; plan: Plan }> {
-  if (!secret) throw new HoistError(503, "not_configured", "GitHub webhooks are not configured");
-  if (!req.signature) throw invalidSignature("Missing X-Hub-Signature-256 header");
-  if (!(await verifySignature(secret, req.body, req.signature))) {
-    throw invalidSignature("X-Hub-Signature-256 does not match the body");
+  payload: unknown,
+): Promise<DeliveryScope> {
+  const signature = req.signature;
+  if (!signature) throw invalidSignature("Missing X-Hub-Signature-256 header");
+  const mismatch = () => invalidSignature("X-Hub-Signature-256 does not match the body");
+  if (req.appId) {
+    const hook = await deps.store.get<AppHookItem>(appHookKey(req.appId));
+    if (!hook) throw mismatch();
+    const secret = await deps.keyVault.decrypt(hook.secret, appHookContext(req.appId));
+    if (!(await verifySignature(secret, req.body, signature))) throw mismatch();
+    return { kind: "app", ownerId: hook.ownerId, appId: hook.appId };
   }
+  const repoId = (payload as { repository?: { id?: unknown } } | undefined)?.repository?.id;
+  if (typeof repoId === "number" && Number.isSafeInteger(repoId)) {
+    const item = await deps.store.get<RepoSecretItem>(repoSecretKey(repoId));
+    if (item) {
+      const secret = await deps.keyVault.decrypt(item.secret, repoSecretContext(repoId));
+      if (await verifySignature(secret, req.body, signature)) return { kind: "repository", repoId };
+    }
+  }
+  const global = deps.config.github.webhookSecret;
+  if (global && (await verifySignature(global, req.body, signature))) return { kind: "global" };
+  throw mismatch();
+}
+
+/** Everything up to the first write: authenticate, validate, decide. Throws 401/400. */
+export async function planDelivery(
+  deps: Pick<Deps, "store" | "config" | "keyVault">,
+  req: IncomingWebhook,
+): Promise<{ event: string; deliveryId: string; plan: Plan; scope: DeliveryScope }> {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(req.body);
+  } catch {
+    payload = undefined; // judged after the signature: an unsigned body learns nothing
+  }
+  const scope = await authenticate(deps, req, payload);
   const event = req.event?.trim() ?? "";
   const deliveryId = req.deliveryId?.trim() ?? "";
   const bad = [
@@ -127,16 +184,11 @@ export async function planDelivery(
   ];
   if (bad.length > 0) throw new ValidationError("Missing or invalid GitHub delivery headers", bad);
 
-  let payload: unknown;
-  try {
-    payload = JSON.parse(req.body);
-  } catch {
-    throw new ValidationError("Malformed JSON in request body");
-  }
+  if (payload === undefined) throw new ValidationError("Malformed JSON in request body");
   if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
     throw new ValidationError("The webhook payload must be a JSON object");
   }
-  return { event, deliveryId, plan: planEvent(event, payload as Record<string, unknown>) };
+  return { event, deliveryId, plan: planEvent(event, payload as Record<string, unknown>), scope };
 }
 
 function planEvent(event: string, payload: Record<string, unknown>): Plan {
@@ -169,6 +221,7 @@ function planEvent(event: string, payload: Record<string, unknown>): Plan {
   return {
     kind: "push",
     repo: fullName,
+    repoId: push.repository.id ?? null,
     branch,
     commitSha: push.after,
     commitMessage: push.head_commit?.message?.slice(0, 4000) ?? null,
@@ -195,7 +248,7 @@ export async function handleWebhook(
   deps: Deps,
   req: IncomingWebhook,
 ): Promise<{ code: 200 | 202; reply: WebhookReply }> {
-  const { event, deliveryId, plan } = await planDelivery(deps.config.github.webhookSecret, req);
+  const { event, deliveryId, plan, scope } = await planDelivery(deps, req);
   const base = { event, deliveryId };
 
   const claim = await claimDelivery(deps, deliveryId, event, plan.repo);
@@ -208,7 +261,7 @@ export async function handleWebhook(
 
   let reply: WebhookReply;
   if (plan.kind === "push") {
-    const deployments = await deployPush(deps, claim.item, plan, req.ip);
+    const deployments = await deployPush(deps, claim.item, plan, scope, req.ip);
     reply =
       deployments.length > 0
         ? { status: "accepted", ...base, deployments }
@@ -219,7 +272,7 @@ export async function handleWebhook(
             reason: `No app auto-deploys ${plan.repo}@${plan.branch} on push`,
           };
   } else if (plan.kind === "workflow_run") {
-    reply = await handleWorkflowRun(deps, claim.item, plan.run, req.ip, base);
+    reply = await handleWorkflowRun(deps, claim.item, plan.run, scope, req.ip, base);
   } else if (plan.kind === "ping") {
     reply = { status: "pong", ...base, deployments: [], ...(plan.zen ? { zen: plan.zen } : {}) };
   } else {
@@ -332,6 +385,21 @@ async function holdClaim(deps: Pick<Deps, "store" | "logger">, claim: DeliveryIt
   }
 }
 
+/**
+ * Who a workflow run is recorded for: the owners the delivery's scope reaches
+ * (those who connected the repository or have an app on its branch). A
+ * repository's or app's own hook speaks for nobody else.
+ */
+async function runOwnersInScope(deps: Pick<Deps, "store">, scope: DeliveryScope, run: RunPlan): Promise<string[]> {
+  if (scope.kind === "app") return [scope.ownerId];
+  const repo = { id: scope.kind === "repository" ? scope.repoId : run.repoId, fullName: run.repo };
+  const apps = await appsInScope(deps, scope, repo, run.branch);
+  const connected = (await repoConnections(deps, run.repo)).filter(
+    (c) => scope.kind === "global" || c.repoId === repo.id,
+  );
+  return [...new Set([...apps.map((a) => a.ownerId), ...connected.map((c) => c.ownerId)])].sort();
+}
+
 /** The deployment, its queued marker, the claim's progress, then this guard: its index in the transaction. */
 const CI_GUARD_INDEX = 3;
 const CI_GUARD_TTL_SECONDS = 90 * 24 * 3600;
@@ -360,27 +428,36 @@ async function workflowsPassed(
   return required.every((name) => passed.has(name));
 }
 
-/** Apps that deploy on a push to `repo`@`branch` (index gsi3, every page). */
-export function appsDeployingOnPush(deps: Pick<Deps, "store">, repo: string, branch: string): Promise<AppItem[]> {
-  return appsDeployingOn(deps, repo, branch, "push");
+/** The apps a delivery in `scope` may reach on the repository's branch, wherever they are bound. */
+export async function appsInScope(
+  deps: Pick<Deps, "store">,
+  scope: DeliveryScope,
+  repo: { id: number | null; fullName: string },
+  branch: string,
+): Promise<AppItem[]> {
+  if (scope.kind === "app") {
+    const app = await deps.store.get<AppItem>(appKey(scope.ownerId, scope.appId));
+    const r = app?.repository;
+    const same =
+      r && (typeof r.id === "number" ? r.id === repo.id : r.fullName.toLowerCase() === repo.fullName.toLowerCase());
+    return app && same && r.branch === branch ? [app] : [];
+  }
+  const id = scope.kind === "repository" ? scope.repoId : repo.id;
+  return appsOnRepoBranch(deps, { id, fullName: repo.fullName, byName: scope.kind === "global" }, branch);
 }
 
-/** Apps with autoDeploy on `repo`@`branch` that deploy on `on` (index gsi3, every page). */
+/** Apps with autoDeploy on the repository's branch that deploy on `on`, as far as `scope` reaches. */
 export async function appsDeployingOn(
   deps: Pick<Deps, "store">,
-  repo: string,
+  scope: DeliveryScope,
+  repo: { id: number | null; fullName: string },
   branch: string,
   on: "push" | "ci-success",
 ): Promise<AppItem[]> {
-  const apps = await appsOnRepoBranch(deps, repo, branch);
+  const apps = await appsInScope(deps, scope, repo, branch);
   return apps.filter((app) => {
     const r = app.repository;
-    return (
-      r?.autoDeploy === true &&
-      r.deployOn === on &&
-      r.fullName.toLowerCase() === repo.toLowerCase() &&
-      r.branch === branch
-    );
+    return r?.autoDeploy === true && r.deployOn === on && r.branch === branch;
   });
 }
 
@@ -393,10 +470,11 @@ async function handleWorkflowRun(
   deps: Deps,
   claim: DeliveryItem,
   run: RunPlan,
+  scope: DeliveryScope,
   ip: string | null,
   base: { event: string; deliveryId: string },
 ): Promise<WebhookReply> {
-  const outcome: RunOutcome = await recordWorkflowRun(deps, run);
+  const outcome: RunOutcome = await recordWorkflowRun(deps, run, await runOwnersInScope(deps, scope, run));
   if (outcome.owners.length === 0) {
     return { status: "ignored", ...base, deployments: [], reason: `No Hoist user connected ${run.repo}` };
   }
@@ -410,11 +488,13 @@ async function handleWorkflowRun(
       {
         kind: "push",
         repo: run.repo,
+        repoId: run.repoId,
         branch: run.branch,
         commitSha: run.headSha,
         commitMessage: run.commitMessage,
         author: run.author,
       },
+      scope,
       ip,
       "ci-success",
     );
@@ -434,12 +514,14 @@ async function deployPush(
   deps: Deps,
   claim: DeliveryItem,
   plan: Extract<Plan, { kind: "push" }>,
+  scope: DeliveryScope,
   ip: string | null,
   trigger: "push" | "ci-success" = "push",
 ): Promise<string[]> {
   const queued = { ...claim.queued };
   const deployments: string[] = [];
-  for (const app of await appsDeployingOn(deps, plan.repo, plan.branch, trigger)) {
+  const repo = { id: plan.repoId, fullName: plan.repo };
+  for (const app of await appsDeployingOn(deps, scope, repo, plan.branch, trigger)) {
     const done = queued[app.id];
     if (done) {
       deployments.push(done);

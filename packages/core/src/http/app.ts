@@ -21,6 +21,7 @@ import { workflowRunRoutes } from "../workflow-runs/routes.ts";
 import { docsRoutes } from "./docs.ts";
 import type { AppEnv } from "./env.ts";
 import { limitBody, requireJsonBody } from "./middleware/json-body.ts";
+import { rejectUnknownQuery } from "./middleware/known-query.ts";
 import { allowedMethods } from "./middleware/method-not-allowed.ts";
 import { rateLimitByIp } from "./middleware/rate-limit.ts";
 import { type RequestRecord, requestLog } from "./middleware/request-log.ts";
@@ -97,6 +98,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
   // GitHub's push payloads can be large (it caps them at 25 MB; API Gateway at 10 MB).
   const apiBody = limitBody(deps.config.bodyLimitBytes);
   const webhookBody = limitBody(WEBHOOK_BODY_LIMIT);
+  app.use("/api/*", rejectUnknownQuery(app));
   app.use("/api/*", requireJsonBody, (c, next) =>
     (c.req.path.startsWith("/api/webhooks/") ? webhookBody : apiBody)(c, next),
   );

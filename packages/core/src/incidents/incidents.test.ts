@@ -36,6 +36,8 @@ let bobApps: Record<string, string> = {};
 let runSeq = 5_000_000;
 const posts: { connectionId: string; message: Json }[] = [];
 
+let shopRepoId = 0;
+
 /** The real completed `workflow_run` example, pointed at octo/shop@`branch`, with the given outcome. */
 function runPayload(
   o: {
@@ -59,6 +61,7 @@ function runPayload(
   const p = structuredClone(found) as Json & { workflow_run: Json; repository: Json };
   p.action = o.action ?? "completed";
   p.repository.full_name = "octo/shop";
+  p.repository.id = shopRepoId; // GitHub's id of octo/shop, as the repository was connected
   const run = p.workflow_run;
   run.id = o.id ?? runSeq++;
   run.run_number = (run.id as number) % 1000;
@@ -102,7 +105,7 @@ beforeAll(async () => {
     },
   };
   octo = gh.addUser({ login: "octo" });
-  gh.addRepo(octo, "shop");
+  shopRepoId = gh.addRepo(octo, "shop").id;
   const a = await t.register("alice");
   const b = await t.register("bob");
   alice = { token: a.token, id: a.user.id };
@@ -112,9 +115,7 @@ beforeAll(async () => {
     ["web", null],
     ["ci", { fullName: "octo/shop", branch: "main", autoDeploy: true, deployOn: "ci-success" }],
   ]);
-  bobApps = await makeApps(t, bob, [
-    ["bobweb", { fullName: "bob/own", branch: "main", autoDeploy: true, deployOn: "push" }],
-  ]);
+  bobApps = await makeApps(t, bob, [["bobweb", null]]);
   const connect = await t.json<Json>("POST", "/api/github/repos/connect", {
     token: alice.token,
     body: { fullName: "octo/shop", appId: apps.web, branch: "main" },
@@ -329,7 +330,7 @@ describe("workflow_run webhooks → runs, incidents, ci-success deployments", ()
     const before = (await deploymentsOf(ci)).length;
     const first = await deliver(runPayload({ conclusion: "success", headSha, name: "CI" }));
     const second = await deliver(runPayload({ conclusion: "success", headSha, name: "Lint" }));
-    expect((first.body.deployments as string[]).length).toBe(1);
+    expect((first.body.deployments as string[]).length, JSON.stringify(first.body)).toBe(1);
     expect(second.body.deployments).toEqual([]);
     expect(await deploymentsOf(ci)).toHaveLength(before + 1);
 

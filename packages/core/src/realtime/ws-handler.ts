@@ -58,7 +58,11 @@ export function createWsHandler(deps: Deps) {
       return error("Messages are JSON objects with an action");
     }
     const parsed = ClientMessageSchema.safeParse(json);
-    if (!parsed.success) return error("Unknown or invalid message; actions are subscribe, unsubscribe, ping");
+    if (!parsed.success) {
+      const fields = parsed.error.issues.map((i) => i.path.join(".")).filter(Boolean);
+      const which = fields.length > 0 ? ` (invalid: ${[...new Set(fields)].join(", ")})` : "";
+      return error(`Unknown or invalid message${which}; actions are subscribe, unsubscribe, ping`);
+    }
     const msg = parsed.data;
     if (msg.action === "ping") {
       await reply(connectionId, { type: "pong", ts: Date.now() });

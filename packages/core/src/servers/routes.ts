@@ -73,8 +73,8 @@ export const serverRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHoo
       ...auth,
       method: "get",
       path: "/api/servers",
-      summary: "Your servers (`?format=array` for a bare array)",
-      request: { query: OwnedListQuery },
+      summary: "Your servers (`?format=array` for a bare array; `?status=` filters)",
+      request: { query: OwnedListQuery.extend({ status: ServerSchema.shape.status.optional() }) },
       responses: {
         200: jsonContent(z.union([pageOf(ServerSchema), z.array(ServerSchema)]), "Servers"),
         ...problems(400, 401),
@@ -82,7 +82,12 @@ export const serverRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHoo
     }),
     async (c) => {
       const q = c.req.valid("query");
-      return listResponse(c, q.format, (cursor, limit) => listServers(c.var.deps, c.var.user.id, cursor, limit), q);
+      return listResponse(
+        c,
+        q.format,
+        (cursor, limit) => listServers(c.var.deps, c.var.user.id, cursor, limit, q.status),
+        q,
+      );
     },
   )
   .openapi(

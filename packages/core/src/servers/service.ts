@@ -97,12 +97,20 @@ export async function listServers(
   ownerId: string,
   cursor: string | undefined,
   limit: number,
+  status?: ServerItem["status"],
 ) {
   const page = await deps.store.query<ServerItem>({
     index: "gsi1",
     pk: owned.listPk(ownerId, "SERVER"),
     cursor,
     limit,
+    // Servers never had a status until first checked: "unknown" is also the absent one.
+    filter:
+      status === undefined
+        ? undefined
+        : status === "unknown"
+          ? cond.or(cond.attrNotExists("status"), cond.eq("status", "unknown"))
+          : cond.eq("status", status),
   });
   return { items: page.items.map(toServer), nextCursor: page.nextCursor };
 }

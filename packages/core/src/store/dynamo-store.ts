@@ -1,3 +1,4 @@
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { type DynamoDBClient, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import {
   BatchWriteCommand,
@@ -40,12 +41,21 @@ const isLive = (item: Record<string, unknown> | undefined): boolean =>
  */
 export class DynamoStore implements Store {
   private readonly doc: DynamoDBDocumentClient;
+  private readonly cursors: CursorCodec;
 
   constructor(
     client: DynamoDBClient,
     readonly tableName: string,
+    /**
+     * Signs list cursors, so a cursor Hoist did not issue is refused (400), never
+     * handed to DynamoDB. Keep it stable across restarts and instances (a file in
+     * the data dir embedded, derived from a stage secret on AWS); by default a
+     * random one per process.
+     */
+    opts: { cursorKey?: Uint8Array } = {},
   ) {
     this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+    this.cursors = new CursorCodec(opts.cursorKey ?? randomBytes(32), tableName);
   }
 
   async get<T extends Item = Item>(key: Key, opts: { consistent?: boolean } = {}): Promise<T | undefined> {
@@ -118,7 +128,7 @@ export class DynamoStore implements Store {
     // Ask for one more than the page so `nextCursor` is null on the last page;
     // keep going while the TTL filter leaves the page short.
     const items: Record<string, unknown>[] = [];
-    let start = decodeCursor(spec.cursor, keyNames.partitionKey, spec.pk);
+    let start = spec.cursor ? this.cursors.decode(spec.cursor, spec.index, keyNames.partitionKey, spec.pk) : undefined;
     for (let round = 0; round < 20; round++) {
       const out = await this.doc.send(
         new QueryCommand({ ...base, Limit: limit + 1 - items.length, ExclusiveStartKey: start }),
@@ -129,9 +139,9 @@ export class DynamoStore implements Store {
     }
     if (items.length > limit) {
       items.length = limit;
-      return { items: items as T[], nextCursor: encodeCursor(cursorKey(items[limit - 1] ?? {}, spec.index)) };
+      return { items: items as T[], nextCursor: this.cursors.encode(cursorKey(items[limit - 1] ?? {}, spec.index)) };
     }
-    return { items: items as T[], nextCursor: start ? encodeCursor(start) : null };
+    return { items: items as T[], nextCursor: start ? this.cursors.encode(start) : null };
   }
 
   async batchPut(items: Item[]): Promise<void> {
@@ -260,31 +270,64 @@ function sortValues(sk: SortCondition | undefined): Record<string, string> {
   return { ":sk": Object.values(sk)[0] as string };
 }
 
-function cursorKey(item: Record<string, unknown>, index: QuerySpec["index"]): Record<string, unknown> {
+/** The key attributes a page ends at: the table's, plus the index's when querying one. */
+function keyAttributes(index: QuerySpec["index"]): string[] {
   const attrs: string[] = [table.partitionKey, table.sortKey];
   const idx = table.indexes.find((i) => i.name === index);
   if (idx) attrs.push(idx.partitionKey, idx.sortKey);
-  return Object.fromEntries(attrs.map((a) => [a, item[a]]));
+  return attrs;
 }
 
-function encodeCursor(key: Record<string, unknown>): string {
-  return Buffer.from(JSON.stringify(key)).toString("base64url");
+function cursorKey(item: Record<string, unknown>, index: QuerySpec["index"]): Record<string, unknown> {
+  return Object.fromEntries(keyAttributes(index).map((a) => [a, item[a]]));
 }
 
-/** A cursor is only valid for the partition it came from: it cannot be used to read another tenant's items. */
-function decodeCursor(cursor: string | null | undefined, pkName: string, pk: string) {
-  if (!cursor) return undefined;
-  try {
-    const key: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-    if (
-      key &&
-      typeof key === "object" &&
-      !Array.isArray(key) &&
-      Object.values(key).every((v) => typeof v === "string") &&
-      (key as Record<string, string>)[pkName] === pk
-    ) {
-      return key as Record<string, string>;
+const invalidCursor = () =>
+  new ValidationError("Invalid cursor", [{ path: "query.cursor", message: "Not a cursor from this list" }]);
+
+/**
+ * Cursors are the last key of a page, base64url JSON, with an HMAC: opaque to
+ * clients and tamper-evident. On the way in a cursor must carry the MAC, exactly
+ * the key attributes of the index queried (all strings), and the partition being
+ * read: it can neither reach another tenant's items nor reach DynamoDB malformed.
+ */
+class CursorCodec {
+  constructor(
+    private readonly key: Uint8Array,
+    private readonly tableName: string,
+  ) {}
+
+  encode(key: Record<string, unknown>): string {
+    const payload = Buffer.from(JSON.stringify(key)).toString("base64url");
+    return `${payload}.${this.mac(payload)}`;
+  }
+
+  decode(cursor: string, index: QuerySpec["index"], pkName: string, pk: string): Record<string, string> {
+    const dot = cursor.lastIndexOf(".");
+    const payload = cursor.slice(0, dot);
+    const mac = Buffer.from(cursor.slice(dot + 1));
+    const expected = Buffer.from(this.mac(payload));
+    if (dot < 0 || mac.length !== expected.length || !timingSafeEqual(mac, expected)) throw invalidCursor();
+    let key: unknown;
+    try {
+      key = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
+    } catch {
+      throw invalidCursor();
     }
-  } catch {}
-  throw new ValidationError("Invalid cursor", [{ path: "cursor", message: "Not a cursor from this list" }]);
+    const attrs = keyAttributes(index).sort();
+    if (
+      !key ||
+      typeof key !== "object" ||
+      Array.isArray(key) ||
+      Object.keys(key).sort().join("\n") !== attrs.join("\n") ||
+      !Object.values(key).every((v) => typeof v === "string") ||
+      (key as Record<string, string>)[pkName] !== pk
+    )
+      throw invalidCursor();
+    return key as Record<string, string>;
+  }
+
+  private mac(payload: string): string {
+    return createHmac("sha256", this.key).update(`${this.tableName}\n${payload}`).digest("base64url").slice(0, 32);
+  }
 }

@@ -227,6 +227,28 @@ export class FakeGitHub {
         })),
       };
     });
+    this.api("GET", /^\/repos\/([^/]+)\/([^/]+)$/, (_req, user, params) => {
+      const repo = repoOf(params, user);
+      return repo
+        ? {
+            status: 200,
+            body: {
+              id: repo.id,
+              full_name: repo.fullName,
+              private: repo.private,
+              permissions: { admin: true, push: true, pull: true },
+            },
+          }
+        : notFound;
+    });
+    this.api("PATCH", /^\/repos\/([^/]+)\/([^/]+)\/hooks\/(\d+)$/, (req, user, params) => {
+      const repo = repoOf(params, user);
+      const hook = repo && this.hooksOf(repo.fullName).find((h) => String(h.id) === params[2]);
+      if (!hook) return notFound;
+      const input = JSON.parse(req.body || "{}") as Partial<FakeHook>;
+      Object.assign(hook, { ...input, config: { ...hook.config, ...input.config } });
+      return { status: 200, body: hook };
+    });
     this.api("GET", /^\/repos\/([^/]+)\/([^/]+)\/hooks$/, (_req, user, params) => {
       const repo = repoOf(params, user);
       return repo ? { status: 200, body: this.hooksOf(repo.fullName) } : notFound;

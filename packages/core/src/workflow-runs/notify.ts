@@ -1,16 +1,20 @@
 import type { AppItem } from "../apps/entity.ts";
-import { appsOnRepoBranch } from "../apps/service.ts";
+import { owned } from "../owned.ts";
 import type { Deps } from "../ports.ts";
 import { publish } from "../realtime/publish.ts";
+import { queryAll } from "../store/store.ts";
 
-/** The owner's apps on `repo`@`branch` (gsi3, every page). */
+/** The owner's apps on `repo`@`branch`, however they are bound (the owner's own app list, every page). */
 export async function ownerAppsOn(
   deps: Pick<Deps, "store">,
   ownerId: string,
   repo: string,
   branch: string,
 ): Promise<AppItem[]> {
-  return appsOnRepoBranch(deps, repo, branch, ownerId);
+  const apps = await queryAll<AppItem>(deps.store, { index: "gsi1", pk: owned.listPk(ownerId, "APP") });
+  return apps.filter(
+    (a) => a.repository?.fullName.toLowerCase() === repo.toLowerCase() && a.repository.branch === branch,
+  );
 }
 
 /**

@@ -1,9 +1,8 @@
 import { z } from "zod";
 import type { Actor } from "../actor.ts";
-import { type AppItem, repoBranchPk } from "../apps/entity.ts";
 import { recordAudit } from "../audit/service.ts";
 import { ConditionFailedError, HoistError, NotFoundError } from "../errors.ts";
-import { githubClientFor, repoOwners, repoPath } from "../github/repos.ts";
+import { githubClientFor, repoPath } from "../github/repos.ts";
 import { GitHubApiError } from "../github/rest.ts";
 import { recordFailure, resolveOnSuccess } from "../incidents/service.ts";
 import type { Deps } from "../ports.ts";
@@ -59,6 +58,8 @@ export type WorkflowRunEvent = z.infer<typeof WorkflowRunPayload>;
 
 export type RunPlan = RunFields & {
   runId: string;
+  /** GitHub's id of the repository (apps bound by id are matched by it). */
+  repoId: number;
   commitMessage: string | null;
   author: string | null;
   /**
@@ -78,6 +79,7 @@ export function toRunPlan(p: WorkflowRunEvent): RunPlan | null {
   if (!r.head_branch) return null;
   return {
     repo: p.repository.full_name,
+    repoId: p.repository.id,
     branch: r.head_branch,
     runId: String(r.id),
     workflowId: r.workflow_id,
@@ -101,23 +103,6 @@ export function toRunPlan(p: WorkflowRunEvent): RunPlan | null {
 export const FAILED = ["failure", "timed_out"];
 export const isFailure = (r: RunPlan) => r.status === "completed" && FAILED.includes(r.conclusion ?? "");
 export const isSuccess = (r: RunPlan) => r.status === "completed" && r.conclusion === "success";
-
-/** Who sees a run: everyone who connected the repository, and everyone with an app on its repository + branch. */
-export async function runOwners(deps: Pick<Deps, "store">, repo: string, branch: string): Promise<string[]> {
-  const owners = new Set(await repoOwners(deps, repo));
-  let cursor: string | null = null;
-  do {
-    const page: { items: AppItem[]; nextCursor: string | null } = await deps.store.query<AppItem>({
-      index: "gsi3",
-      pk: repoBranchPk(repo, branch),
-      limit: 100,
-      cursor,
-    });
-    for (const a of page.items) if (a.entity === "app") owners.add(a.ownerId);
-    cursor = page.nextCursor;
-  } while (cursor);
-  return [...owners].sort();
-}
 
 /** Names of the workflows with a trusted, successful latest run for `sha` (as recorded for `ownerId`). */
 export async function succeededWorkflows(
@@ -155,8 +140,9 @@ export interface RunOutcome {
 export async function recordWorkflowRun(
   deps: Pick<Deps, "store" | "broadcaster" | "logger">,
   run: RunPlan,
+  /** Who the run is recorded for: the owners the delivery's signature speaks for (github/webhooks.ts). */
+  owners: string[],
 ): Promise<RunOutcome> {
-  const owners = await runOwners(deps, run.repo, run.branch);
   const outcome: RunOutcome = { owners, applied: [], incidents: [], resolved: [] };
   const now = Date.now();
   for (const ownerId of owners) {
