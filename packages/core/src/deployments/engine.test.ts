@@ -35,6 +35,8 @@ beforeAll(async () => {
     HOIST_STATUS_SWEEP_SECONDS: "0",
     HOIST_DEPLOY_LEASE_SECONDS: "2",
     HOIST_DEPLOY_TIMEOUT_SECONDS: "20",
+    // A self-hosted install: the operator's webhook secret lets the admin bind a repository by name.
+    HOIST_GITHUB_WEBHOOK_SECRET: "engine-test-secret",
   });
   workers = await startWorkers(t.deps);
   ssh = await startTestSshServer();
