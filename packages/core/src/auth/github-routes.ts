@@ -3,7 +3,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
 import type { AppEnv } from "../http/env.ts";
 import { clientIp } from "../http/middleware/client-ip.ts";
-import { bearer, jsonContent, problems } from "../http/openapi.ts";
+import { bearer, jsonContent, noAuth, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
 import { UserSchema } from "../users/schemas.ts";
 import {
@@ -52,6 +52,7 @@ const loginRoute = createRoute({
   method: "get",
   path: "/api/auth/github/login",
   tags: ["auth"],
+  security: noAuth,
   summary: "Start signing in or up with GitHub (redirects to GitHub; state + PKCE)",
   responses: { 302: redirect("To GitHub's authorize page"), ...problems(429, 503) },
 });
@@ -86,6 +87,7 @@ const callbackRoute = createRoute({
   method: "get",
   path: "/api/auth/github/callback",
   tags: ["auth"],
+  security: noAuth,
   summary: "GitHub's redirect back: signs in, creates the account, or links it",
   description:
     "JSON when the request accepts application/json or no HOIST_FRONTEND_URL is set; otherwise a redirect to " +

@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../http/env.ts";
 import { clientIp } from "../http/middleware/client-ip.ts";
-import { bearer, jsonBody, jsonContent, problems } from "../http/openapi.ts";
+import { bearer, jsonBody, jsonContent, noAuth, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
 import { toUser } from "../users/entity.ts";
 import { Email, Password, Username, UserSchema } from "../users/schemas.ts";
@@ -17,6 +17,7 @@ const registerRoute = createRoute({
   method: "post",
   path: "/api/auth/register",
   tags: ["auth"],
+  security: noAuth,
   summary: "Create an account (the first one becomes admin)",
   request: { body: jsonBody(z.object({ username: Username, email: Email, password: Password })) },
   responses: { 201: jsonContent(Session, "Registered and signed in"), ...problems(400, 409, 415, 429) },
@@ -26,6 +27,7 @@ const loginRoute = createRoute({
   method: "post",
   path: "/api/auth/login",
   tags: ["auth"],
+  security: noAuth,
   summary: "Sign in with username or email and password",
   request: {
     body: jsonBody(
@@ -48,6 +50,7 @@ const refreshRoute = createRoute({
   method: "post",
   path: "/api/auth/refresh",
   tags: ["auth"],
+  security: noAuth,
   summary: "Trade a refresh token for a new pair (the old one is spent)",
   request: { body: jsonBody(z.object({ refreshToken: RefreshToken })) },
   responses: { 200: jsonContent(Session, "New tokens"), ...problems(400, 401, 429) },

@@ -6,7 +6,7 @@ import { HoistError } from "../errors.ts";
 import type { AppEnv } from "../http/env.ts";
 import { idOf, idParam } from "../http/ids.ts";
 import { clientIp } from "../http/middleware/client-ip.ts";
-import { bearer, jsonContent, problems } from "../http/openapi.ts";
+import { bearer, githubSignature, jsonContent, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
 import { createAppHook } from "./app-hook.ts";
 import { countFailure, refuseIfFailing } from "./signature-failures.ts";
@@ -35,10 +35,14 @@ const githubWebhook = createRoute({
   method: "post",
   path: "/api/webhooks/github",
   tags: ["github"],
+  security: githubSignature,
   summary: "GitHub's webhook URL (push and green CI runs deploy; failed runs open incidents)",
   description:
-    "Authenticated by `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with the shared webhook secret), not by a " +
-    "bearer token. Deduplicated on `X-GitHub-Delivery` for 7 days. `ping` → 200; `push` to a branch queues a " +
+    "Authenticated by `X-Hub-Signature-256` (HMAC-SHA256 of the raw body), not by a bearer token: verified with the " +
+    "secret of the repository the payload names (each connected repository has its own), or with the operator's " +
+    "global `HOIST_GITHUB_WEBHOOK_SECRET` (trusted for every repository). A delivery reaches only apps bound to that " +
+    "repository's id (or, under the global secret, bound by name by an admin). Fork and pull-request workflow runs " +
+    "never deploy or move incidents. Deduplicated on `X-GitHub-Delivery` for 7 days. `ping` → 200; `push` to a branch queues a " +
     "deployment for every app on that repository and branch with `autoDeploy` and `deployOn: push` → 202; " +
     "`workflow_run` is recorded: a completed failure opens (or joins) an incident, a completed success resolves it " +
     "and deploys the apps with `deployOn: ci-success` → 202; other events → 202 `ignored`. No SSH or GitHub call " +

@@ -1,5 +1,6 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../http/env.ts";
+import { noAuth } from "../http/openapi.ts";
 import { problem, validationHook } from "../http/problem.ts";
 
 const Status = z.object({ status: z.enum(["ok", "unavailable"]) }).openapi("HealthStatus");
@@ -8,6 +9,7 @@ const health = createRoute({
   method: "get",
   path: "/health",
   tags: ["health"],
+  security: noAuth,
   summary: "The service answers",
   responses: { 200: { description: "Up", content: { "application/json": { schema: Status } } } },
 });
@@ -18,6 +20,7 @@ const ready = createRoute({
   method: "get",
   path: "/health/ready",
   tags: ["health"],
+  security: noAuth,
   summary: "The table is reachable",
   responses: {
     200: { description: "Ready", content: { "application/json": { schema: Status } } },

@@ -135,9 +135,24 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
-    info: { title: "Hoist API", version: "1.0.0", description: "Deploy control plane: see API.md for the contract." },
+    info: {
+      title: "Hoist API",
+      version: "1.0.0",
+      description: "Deploy control plane: see API.md for the contract.",
+    },
+    servers: [{ url: deps.config.publicUrl ?? "/", description: "This Hoist" }],
   });
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    description: "An access token (JWT) from sign-in, or an API token",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "githubSignature", {
+    type: "apiKey",
+    in: "header",
+    name: "X-Hub-Signature-256",
+    description: "`sha256=` + the hex HMAC-SHA256 of the raw body with the repository's (or app hook's) webhook secret",
+  });
   app.route("/", docsRoutes());
 
   const allowed = allowedMethods(app.routes);

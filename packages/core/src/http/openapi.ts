@@ -47,6 +47,10 @@ export const jsonBody = <T extends z.ZodType>(schema: T) => ({
 });
 
 export const bearer = [{ bearer: [] }];
+/** Public operations say so explicitly: no credentials. */
+export const noAuth: { [scheme: string]: string[] }[] = [];
+/** GitHub's deliveries are authenticated by `X-Hub-Signature-256`, not by a bearer token. */
+export const githubSignature = [{ githubSignature: [] }];
 
 export const PageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
