@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ServerItem } from "../servers/entity.ts";
 import { serverKey } from "../servers/entity.ts";
-import { ownerWithServer, type TestClient, testClient } from "../testing/http.ts";
+import { appReaches, ownerWithServer, type TestClient, testClient } from "../testing/http.ts";
 import { startTestSshServer, type TestSshServer } from "../testing/ssh-server.ts";
 import { eventually, startWorkers } from "../testing/workers.ts";
 import { autoStopScheduleName } from "./lifecycle.ts";
@@ -55,15 +55,7 @@ async function makeApp(name: string, extra: Json = {}) {
   return { id: res.body.id as string, dir };
 }
 
-const appStatus = async (id: string, want: string) =>
-  eventually(
-    async () => {
-      const { body } = await get(`/api/apps/${id}`);
-      return body.status === want ? body : undefined;
-    },
-    10_000,
-    `app ${id} to be ${want}`,
-  );
+const appStatus = (id: string, want: string) => appReaches(t, token, id, want);
 
 describe("servers", () => {
   it("never returns credentials, and lists in both shapes", async () => {

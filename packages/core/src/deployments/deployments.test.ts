@@ -9,7 +9,7 @@ import { appKey } from "../apps/entity.ts";
 import { appLockKey } from "../apps/lock.ts";
 import { idempotencyKey } from "../http/middleware/idempotency.ts";
 import type { Key } from "../store/store.ts";
-import { ownerWithServer, type TestClient, testClient } from "../testing/http.ts";
+import { deploymentEnded, ownerWithServer, type TestClient, testClient } from "../testing/http.ts";
 import { startTestSshServer, type TestSshServer } from "../testing/ssh-server.ts";
 import { eventually, startWorkers } from "../testing/workers.ts";
 import { deploymentKey } from "./entity.ts";
@@ -93,15 +93,7 @@ async function signedPush(repo: string, branch: string, sha: string, delivery: s
   });
 }
 
-const finished = (id: string, timeoutMs = 15_000) =>
-  eventually(
-    async () => {
-      const { body } = await get<Dep>(`/api/deployments/${id}`);
-      return ["succeeded", "failed", "cancelled"].includes(body.status) ? body : undefined;
-    },
-    timeoutMs,
-    `deployment ${id} to finish`,
-  );
+const finished = (id: string, timeoutMs = 15_000) => deploymentEnded<Dep>(t, token, id, timeoutMs);
 
 async function allLines(id: string): Promise<Line[]> {
   const lines: Line[] = [];

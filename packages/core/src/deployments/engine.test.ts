@@ -7,7 +7,7 @@ import { type AppItem, appKey } from "../apps/entity.ts";
 import { appLockKey } from "../apps/lock.ts";
 import { serverKey } from "../servers/entity.ts";
 import type { Store } from "../store/store.ts";
-import { ownerWithServer, type TestClient, testClient } from "../testing/http.ts";
+import { appReaches, deploymentEnded, ownerWithServer, type TestClient, testClient } from "../testing/http.ts";
 import { startTestSshServer, type TestSshServer } from "../testing/ssh-server.ts";
 import { eventually, startWorkers } from "../testing/workers.ts";
 import { type DeploymentItem, deploymentKey, sortOf } from "./entity.ts";
@@ -82,25 +82,8 @@ const deploy = async (appId: string, body?: unknown) => {
   return (res.body.deployment as Dep).id;
 };
 
-const finished = (id: string, timeoutMs = 20_000) =>
-  eventually(
-    async () => {
-      const { body } = await get<Dep>(`/api/deployments/${id}`);
-      return ["succeeded", "failed", "cancelled"].includes(body.status) ? body : undefined;
-    },
-    timeoutMs,
-    `deployment ${id} to finish`,
-  );
-
-const appIs = (id: string, status: string, timeoutMs = 10_000) =>
-  eventually(
-    async () => {
-      const { body } = await get(`/api/apps/${id}`);
-      return body.status === status ? body : undefined;
-    },
-    timeoutMs,
-    `app ${id} to be ${status}`,
-  );
+const finished = (id: string, timeoutMs = 20_000) => deploymentEnded<Dep>(t, token, id, timeoutMs);
+const appIs = (id: string, status: string, timeoutMs = 10_000) => appReaches(t, token, id, status, timeoutMs);
 
 describe("deploy engine", () => {
   it("runs the next push of an app with 60 finished deployments ahead of it", async () => {

@@ -1,6 +1,7 @@
 import { createApp } from "../http/app.ts";
 import type { Deps } from "../ports.ts";
 import { testDeps } from "./deps.ts";
+import { eventually } from "./workers.ts";
 
 export interface CallOptions {
   body?: unknown;
@@ -84,4 +85,35 @@ export async function ownerWithServer(
   if (server.status !== 201 || project.status !== 201)
     throw new Error(`setup failed: ${server.status} ${project.status}`);
   return { token, userId: user.id, serverId: server.body.id, projectId: project.body.id };
+}
+
+type Json = Record<string, unknown>;
+
+/** Polls `GET /api/deployments/:id` until the deployment has ended; answers it. */
+export function deploymentEnded<T extends { status: string } = Json & { status: string }>(
+  t: TestClient,
+  token: string,
+  id: string,
+  timeoutMs = 15_000,
+): Promise<T> {
+  return eventually(
+    async () => {
+      const { body } = await t.json<T>("GET", `/api/deployments/${id}`, { token });
+      return ["succeeded", "failed", "cancelled"].includes(body.status) ? body : undefined;
+    },
+    timeoutMs,
+    `deployment ${id} to finish`,
+  );
+}
+
+/** Polls `GET /api/apps/:id` until the app has `status`; answers it. */
+export function appReaches(t: TestClient, token: string, id: string, status: string, timeoutMs = 10_000) {
+  return eventually(
+    async () => {
+      const { body } = await t.json<Json>("GET", `/api/apps/${id}`, { token });
+      return body.status === status ? body : undefined;
+    },
+    timeoutMs,
+    `app ${id} to be ${status}`,
+  );
 }

@@ -4,6 +4,7 @@ import { mkdirSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { fetchApi } from "@hoist/core/testing/fetch-api";
 import { startTestSshServer } from "@hoist/core/testing/ssh-server";
 
 /**
@@ -53,7 +54,6 @@ export interface CrashScenarioReport {
 
 const ROOT = resolve(import.meta.dirname, "../../../..");
 const SECRET = "crash-scenario-secret";
-type Json = Record<string, unknown>;
 type Dep = {
   id: string;
   appId: string;
@@ -112,17 +112,7 @@ export async function runCrashScenario(opts: CrashScenarioOptions): Promise<Cras
   };
   let hoist = await startHoist(dataDir, env);
   try {
-    const api = async <T = Json>(method: string, path: string, token?: string, body?: unknown) => {
-      const res = await fetch(`${hoist.url}${path}`, {
-        method,
-        headers: {
-          ...(token ? { Authorization: `Bearer ${token}` } : {}),
-          ...(body ? { "Content-Type": "application/json" } : {}),
-        },
-        body: body ? JSON.stringify(body) : undefined,
-      });
-      return { status: res.status, body: (await res.json()) as T };
-    };
+    const api = fetchApi(() => hoist.url);
     const reg = await api<{ token: string }>("POST", "/api/auth/register", undefined, {
       username: "crash",
       email: "crash@example.com",
