@@ -21,7 +21,7 @@ import { mkdir, readFile, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
-import { queueJobKeys } from "@hoist/core/adapters/local/table-queue";
+import { type QueueJobItem, queueJobKeys } from "@hoist/core/adapters/local/table-queue";
 import { loadConfig } from "@hoist/core/config";
 import { createLogger } from "@hoist/core/logger";
 import type { Executor } from "@hoist/core/servers/ssh";
@@ -238,8 +238,15 @@ export async function startBench(env: Record<string, string> = {}): Promise<Benc
       async drained(timeoutMs = 120_000, pollMs = 50) {
         const t0 = performance.now();
         for (;;) {
-          const page = await rt.deps.store.query({ index: "gsi1", pk: queueJobKeys.ready("deploy"), limit: 1 });
-          if (page.items.length === 0) return performance.now() - t0;
+          // Drained: nothing due or running. Delayed jobs that wait for their time (each app lock's watchdog,
+          // due a lease after the run) do not count.
+          const page = await rt.deps.store.query<QueueJobItem>({
+            index: "gsi1",
+            pk: queueJobKeys.ready("deploy"),
+            limit: 1000,
+          });
+          const now = Date.now();
+          if (page.items.every((j) => j.visibleAt > now && !j.leasedBy)) return performance.now() - t0;
           if (performance.now() - t0 > timeoutMs) throw new Error(`deploy queue not drained after ${timeoutMs} ms`);
           await sleep(pollMs);
         }
