@@ -91,3 +91,7 @@ export class ConditionFailedError extends Error {
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
+
+/** What an unexpected error says, short enough to store and show (e.g. a deployment's `error`). */
+export const errorMessage = (err: unknown, max = 500): string =>
+  (err instanceof Error ? err.message : String(err)).slice(0, max);

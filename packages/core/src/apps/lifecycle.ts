@@ -1,7 +1,13 @@
 import { randomBytes } from "node:crypto";
 import type { Actor } from "../actor.ts";
 import { auditAction, recordAudit } from "../audit/service.ts";
-import { ConditionFailedError, ConflictError, NotFoundError, ServiceUnavailableError } from "../errors.ts";
+import {
+  ConditionFailedError,
+  ConflictError,
+  errorMessage,
+  NotFoundError,
+  ServiceUnavailableError,
+} from "../errors.ts";
 import type { Deps, Job, ScheduledEvent } from "../ports.ts";
 import { publish } from "../realtime/publish.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
@@ -258,7 +264,7 @@ export async function runTransition(deps: Deps, app: AppItem, lock: AppLockItem)
     if (err instanceof SshError) await fail(deps, app, err.message, null, []);
     else {
       deps.logger.error("app command failed inside Hoist", { appId: app.id, verb, error: err });
-      await fail(deps, app, `Hoist could not run the ${verb} command: ${messageOf(err)}`, null, []);
+      await fail(deps, app, `Hoist could not run the ${verb} command: ${errorMessage(err)}`, null, []);
     }
   }
   return true;
@@ -374,8 +380,6 @@ function ignoreConditionFailure(err: unknown): undefined {
   if (!(err instanceof ConditionFailedError)) throw err;
   return undefined;
 }
-
-const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 500);
 
 /**
  * The auto-stop schedule fired. Stops the app only if it is still the run the

@@ -5,7 +5,7 @@ import { type AppLockItem, withHeartbeat } from "../apps/lock.ts";
 import { masker } from "../apps/mask.ts";
 import { readRemoteHead, runAppCommand } from "../apps/remote.ts";
 import { recordAudit } from "../audit/service.ts";
-import { ConditionFailedError } from "../errors.ts";
+import { ConditionFailedError, errorMessage } from "../errors.ts";
 import type { Deps } from "../ports.ts";
 import { publish } from "../realtime/publish.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
@@ -50,7 +50,7 @@ export async function runDeployment(deps: Deps, dep: DeploymentItem, lock: AppLo
   } catch (err) {
     // Not the command failing but Hoist (KMS, DynamoDB, a bug): the deployment still ends, and says so.
     deps.logger.error("deploy failed inside Hoist", { deploymentId: dep.id, error: err });
-    outcome = { status: "failed", exitCode: null, error: `Hoist could not run the deploy: ${messageOf(err)}` };
+    outcome = { status: "failed", exitCode: null, error: `Hoist could not run the deploy: ${errorMessage(err)}` };
   }
   await finish(deps, running, outcome);
   return true;
@@ -239,5 +239,3 @@ async function supersedeAllButNewest(deps: Deps, appId: string): Promise<void> {
       });
   }
 }
-
-const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 500);

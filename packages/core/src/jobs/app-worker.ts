@@ -24,7 +24,7 @@ import { cond } from "../store/store.ts";
  * longer than one lease, on either runtime.
  */
 
-type Work = { kind: "deploy"; dep: DeploymentItem } | { kind: "start" | "stop"; app: AppItem };
+type Work = { kind: "deploy"; dep: DeploymentItem } | { kind: "transition"; app: AppItem; transition: Transition };
 
 /** Enough rounds to skip work cancelled under us, without looping on a fault. */
 const MAX_ROUNDS = 5;
@@ -33,10 +33,7 @@ export async function wakeApp(deps: Deps, ownerId: string, appId: string): Promi
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const work = await nextWork(deps, ownerId, appId);
     if (!work) return clearLapsedLock(deps, appId); // nothing waits, but a dead holder's work must still end
-    const lockWork: LockWork =
-      work.kind === "deploy"
-        ? { kind: "deploy", deploymentId: work.dep.id }
-        : (pendingTransition(work.app) as Transition);
+    const lockWork: LockWork = work.kind === "deploy" ? { kind: "deploy", deploymentId: work.dep.id } : work.transition;
     const got = await acquireAppLock(deps, { ownerId, appId }, lockWork, newToken());
     if ("held" in got) return; // its holder wakes the app when done; its watchdog covers its death
     const { lock, takenOver } = got;
@@ -63,7 +60,7 @@ export async function wakeApp(deps: Deps, ownerId: string, appId: string): Promi
 async function nextWork(deps: Deps, ownerId: string, appId: string): Promise<Work | undefined> {
   const app = await deps.store.get<AppItem>(appKey(ownerId, appId), { consistent: true });
   const transition = app && pendingTransition(app);
-  if (app && transition) return transition.kind === "start" ? { kind: "start", app } : { kind: "stop", app };
+  if (app && transition) return { kind: "transition", app, transition };
   const dep = await oldestQueued(deps, appId); // also when the app is gone: its deployments still end, failed
   return dep && { kind: "deploy", dep };
 }
