@@ -1,8 +1,8 @@
-import { authKeys } from "../auth/entity.ts";
 import { RateLimitedError } from "../errors.ts";
+import { countInWindow, rateWindow } from "../http/middleware/rate-limit.ts";
 import type { Deps } from "../ports.ts";
 
-const WINDOW_SECONDS = 60;
+const SCOPE = "webhook-signature-failures";
 
 /**
  * Failed webhook signatures per client IP and minute. A sender over
@@ -13,26 +13,11 @@ const WINDOW_SECONDS = 60;
 export async function refuseIfFailing(deps: Pick<Deps, "store" | "config">, ip: string): Promise<void> {
   const limit = deps.config.rateLimit.webhookFailures;
   if (limit <= 0) return;
-  const { key, reset } = windowOf(ip);
+  const { key, reset } = rateWindow(SCOPE, ip);
   const item = await deps.store.get<{ pk: string; sk: string; count: number }>(key);
   if ((item?.count ?? 0) >= limit) throw new RateLimitedError(reset);
 }
 
 export async function countFailure(deps: Pick<Deps, "store" | "config">, ip: string): Promise<void> {
-  if (deps.config.rateLimit.webhookFailures <= 0) return;
-  const { key, window } = windowOf(ip);
-  await deps.store.update(key, {
-    add: { count: 1 },
-    set: { entity: "rate-window", expiresAt: (window + 2) * WINDOW_SECONDS },
-  });
-}
-
-function windowOf(ip: string) {
-  const now = Math.floor(Date.now() / 1000);
-  const window = Math.floor(now / WINDOW_SECONDS);
-  return {
-    key: authKeys.rate("webhook-signature-failures", ip, window),
-    window,
-    reset: (window + 1) * WINDOW_SECONDS - now,
-  };
+  if (deps.config.rateLimit.webhookFailures > 0) await countInWindow(deps.store, SCOPE, ip);
 }

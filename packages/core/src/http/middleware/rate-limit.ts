@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { authKeys } from "../../auth/entity.ts";
 import { RateLimitedError } from "../../errors.ts";
+import type { Store } from "../../store/store.ts";
 import type { AppEnv } from "../env.ts";
 import { clientIp } from "./client-ip.ts";
 
@@ -13,23 +14,31 @@ const WINDOW_SECONDS = 60;
  */
 export async function consumeRateLimit(c: Context<AppEnv>, scope: string, who: string, limit: number): Promise<void> {
   if (limit <= 0) return;
-  const now = Math.floor(Date.now() / 1000);
-  const window = Math.floor(now / WINDOW_SECONDS);
-  const reset = (window + 1) * WINDOW_SECONDS - now;
-  const item = await c.var.deps.store.update<{ pk: string; sk: string; count: number }>(
-    authKeys.rate(scope, who, window),
-    {
-      add: { count: 1 },
-      set: { entity: "rate-window", expiresAt: (window + 2) * WINDOW_SECONDS },
-    },
-  );
+  const { count, reset } = await countInWindow(c.var.deps.store, scope, who);
   const headers = {
     "RateLimit-Limit": String(limit),
-    "RateLimit-Remaining": String(Math.max(0, limit - item.count)),
+    "RateLimit-Remaining": String(Math.max(0, limit - count)),
     "RateLimit-Reset": String(reset),
   };
   for (const [k, v] of Object.entries(headers)) c.header(k, v);
-  if (item.count > limit) throw new RateLimitedError(reset, headers);
+  if (count > limit) throw new RateLimitedError(reset, headers);
+}
+
+/** The current one-minute window of `who` in `scope`: its key, and the seconds until the next one. */
+export function rateWindow(scope: string, who: string) {
+  const now = Math.floor(Date.now() / 1000);
+  const window = Math.floor(now / WINDOW_SECONDS);
+  return { key: authKeys.rate(scope, who, window), window, reset: (window + 1) * WINDOW_SECONDS - now };
+}
+
+/** Counts one event in the current window (UpdateItem ADD, TTL); answers the count so far. */
+export async function countInWindow(store: Pick<Store, "update">, scope: string, who: string) {
+  const { key, window, reset } = rateWindow(scope, who);
+  const item = await store.update<{ pk: string; sk: string; count: number }>(key, {
+    add: { count: 1 },
+    set: { entity: "rate-window", expiresAt: (window + 2) * WINDOW_SECONDS },
+  });
+  return { count: item.count, reset };
 }
 
 /** Per client IP; `kind` picks the configured limit (`HOIST_RATE_LIMIT_AUTH`, `_REFRESH` or `_API`). */
