@@ -1,5 +1,6 @@
-import { BlockList, isIP } from "node:net";
+import { isIP } from "node:net";
 import type { Context } from "hono";
+import { CidrSet } from "../../cidr.ts";
 
 /**
  * The caller's address. The platform's view first: API Gateway's sourceIp on
@@ -36,24 +37,16 @@ export function clientIp(c: Context): string {
   return client;
 }
 
-const lists = new WeakMap<string[], BlockList>();
+const sets = new WeakMap<string[], CidrSet>();
 
-function trustList(cidrs: string[]): BlockList {
-  let list = lists.get(cidrs);
-  if (!list) {
-    list = new BlockList();
-    for (const cidr of cidrs) {
-      const [address = "", bits] = cidr.split("/");
-      const family = isIP(address) === 6 ? "ipv6" : "ipv4";
-      list.addSubnet(address, bits === undefined ? (family === "ipv4" ? 32 : 128) : Number(bits), family);
-    }
-    lists.set(cidrs, list);
+/** The trusted proxies as a set, built once per configuration. */
+function trustList(cidrs: string[]): CidrSet {
+  let set = sets.get(cidrs);
+  if (!set) {
+    set = new CidrSet(cidrs);
+    sets.set(cidrs, set);
   }
-  return list;
+  return set;
 }
 
-function isTrusted(list: BlockList, address: string): boolean {
-  const bare = address.startsWith("::ffff:") && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
-  const family = isIP(bare);
-  return family !== 0 && list.check(bare, family === 6 ? "ipv6" : "ipv4");
-}
+const isTrusted = (set: CidrSet, address: string) => set.match(address) !== null;
