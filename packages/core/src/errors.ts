@@ -95,3 +95,9 @@ export class ConfigError extends Error {
 /** What an unexpected error says, short enough to store and show (e.g. a deployment's `error`). */
 export const errorMessage = (err: unknown, max = 500): string =>
   (err instanceof Error ? err.message : String(err)).slice(0, max);
+
+/** For `.catch`: a failed store precondition means "someone else got there first" and is dropped; anything else is thrown. */
+export function ignoreConditionFailed(err: unknown): undefined {
+  if (!(err instanceof ConditionFailedError)) throw err;
+  return undefined;
+}

@@ -5,6 +5,7 @@ import {
   ConditionFailedError,
   ConflictError,
   errorMessage,
+  ignoreConditionFailed,
   NotFoundError,
   ServiceUnavailableError,
 } from "../errors.ts";
@@ -203,9 +204,7 @@ async function fail(deps: Deps, app: AppItem, message: string, exitCode: number 
       },
       condition: cond.eq("runId", app.runId),
     })
-    .catch((err: unknown) => {
-      if (!(err instanceof ConditionFailedError)) throw err;
-    });
+    .catch(ignoreConditionFailed);
   await announce(deps, app, "error", { message });
   await recordAudit(deps, {
     userId: app.ownerId,
@@ -303,7 +302,7 @@ export async function markDeployed(deps: Deps, ownerId: string, appId: string): 
         set: { stopsAt: fromNow, updatedAt: now },
         condition: cond.and(cond.eq("status", "running"), cond.eq("runId", app.runId)),
       })
-      .catch(ignoreConditionFailure);
+      .catch(ignoreConditionFailed);
     if (moved) await scheduleAutoStop(deps, moved);
     return;
   }
@@ -329,7 +328,7 @@ export async function markDeployed(deps: Deps, ownerId: string, appId: string): 
       { update: { ...serverKey(ownerId, app.serverId), add: { runningAppsCount: 1 }, condition: cond.exists() } },
     ]);
   } catch (err) {
-    ignoreConditionFailure(err);
+    ignoreConditionFailed(err);
     return;
   }
   const running: AppItem = { ...app, status: "running", runId, runTimeout: null, startedAt: now, stopsAt: fromNow };
@@ -374,11 +373,6 @@ async function markStopped(deps: Deps, app: AppItem) {
   }
   if (app.startedAt) await recordRunningMinutes(deps, app.ownerId, app.startedAt, now);
   await announce(deps, { ...app, startedAt: null, stopsAt: null }, "stopped");
-}
-
-function ignoreConditionFailure(err: unknown): undefined {
-  if (!(err instanceof ConditionFailedError)) throw err;
-  return undefined;
 }
 
 /**

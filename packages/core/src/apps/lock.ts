@@ -1,4 +1,4 @@
-import { ConditionFailedError } from "../errors.ts";
+import { ConditionFailedError, ignoreConditionFailed } from "../errors.ts";
 import type { Deps } from "../ports.ts";
 import { cond, type Key } from "../store/store.ts";
 
@@ -88,9 +88,9 @@ export async function renewAppLock(deps: Pick<Deps, "store" | "config">, lock: A
 }
 
 export async function releaseAppLock(deps: Pick<Deps, "store">, lock: AppLockItem): Promise<void> {
-  await deps.store.delete(appLockKey(lock.appId), { condition: cond.eq("holder", lock.holder) }).catch((err) => {
-    if (!(err instanceof ConditionFailedError)) throw err;
-  });
+  await deps.store
+    .delete(appLockKey(lock.appId), { condition: cond.eq("holder", lock.holder) })
+    .catch(ignoreConditionFailed);
 }
 
 /**

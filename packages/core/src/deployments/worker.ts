@@ -5,7 +5,7 @@ import { type AppLockItem, withHeartbeat } from "../apps/lock.ts";
 import { masker } from "../apps/mask.ts";
 import { readRemoteHead, runAppCommand } from "../apps/remote.ts";
 import { recordAudit } from "../audit/service.ts";
-import { ConditionFailedError, errorMessage } from "../errors.ts";
+import { ConditionFailedError, errorMessage, ignoreConditionFailed } from "../errors.ts";
 import type { Deps } from "../ports.ts";
 import { publish } from "../realtime/publish.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
@@ -80,10 +80,7 @@ async function execute(deps: Deps, dep: DeploymentItem, lock: AppLockItem): Prom
         set: { leaseUntil: Date.now() + deps.config.deploy.leaseMs },
         condition: cond.eq("status", "running"),
       })
-      .catch((err: unknown) => {
-        if (!(err instanceof ConditionFailedError)) throw err;
-        return undefined; // ended elsewhere (taken over after a stall): stop the command
-      });
+      .catch(ignoreConditionFailed); // undefined: ended elsewhere (taken over after a stall), so stop the command
     if (!item && !lost) {
       lost = true;
       abort.abort();
@@ -234,8 +231,6 @@ async function supersedeAllButNewest(deps: Deps, appId: string): Promise<void> {
       error: `Superseded by ${newest?.deploymentId}`,
     })
       .then((cancelled) => announce(deps, cancelled))
-      .catch((err: unknown) => {
-        if (!(err instanceof ConditionFailedError)) throw err;
-      });
+      .catch(ignoreConditionFailed);
   }
 }
