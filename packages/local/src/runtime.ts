@@ -1,11 +1,10 @@
-import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { ApiGatewayManagementApiClient } from "@aws-sdk/client-apigatewaymanagementapi";
 import { CreateTableCommand, type DynamoDBClient, UpdateTimeToLiveCommand } from "@aws-sdk/client-dynamodb";
 import { ApiGatewayBroadcaster } from "@hoist/core/adapters/aws/apigw-broadcaster";
-import { FileKeyVault } from "@hoist/core/adapters/local/file-key-vault";
+import { FileKeyVault, readKeyFile } from "@hoist/core/adapters/local/file-key-vault";
 import { TableQueue } from "@hoist/core/adapters/local/table-queue";
 import { TableScheduler } from "@hoist/core/adapters/local/table-scheduler";
 import { fileKeySet } from "@hoist/core/auth/keys";
@@ -62,7 +61,9 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
       dynamodbEndpoint = db.endpoint;
     }
     await ensureTable(client, config.tableName);
-    const store = new DynamoStore(client, config.tableName, { cursorKey: await secretKeyFile(dataDir, "cursor.key") });
+    const store = new DynamoStore(client, config.tableName, {
+      cursorKey: await readKeyFile(join(dataDir, "cursor.key")),
+    });
 
     const ws = new WsGateway({
       handler: (event) => wsHandler(event),
@@ -159,16 +160,6 @@ function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
-}
-
-/** 32 random bytes kept 0600 in the data directory (created on first start): a key that survives restarts. */
-async function secretKeyFile(dataDir: string, name: string): Promise<Buffer> {
-  const file = join(dataDir, name);
-  const existing = await readFile(file, "utf8").catch(() => "");
-  if (/^[0-9a-f]{64}$/.test(existing.trim())) return Buffer.from(existing.trim(), "hex");
-  const key = randomBytes(32);
-  await writeFile(file, `${key.toString("hex")}\n`, { mode: 0o600 });
-  return key;
 }
 
 async function ensureTable(client: DynamoDBClient, tableName: string): Promise<void> {

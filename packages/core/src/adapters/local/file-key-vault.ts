@@ -83,7 +83,8 @@ export class FileKeyVault implements KeyVault {
   }
 }
 
-async function readKeyFile(keyFile: string): Promise<Buffer> {
+/** A 32-byte random key kept 0600 at `keyFile`: read, or created once (atomically) on first use. */
+export async function readKeyFile(keyFile: string): Promise<Buffer> {
   try {
     return await readFile(keyFile);
   } catch (err) {
