@@ -1,7 +1,7 @@
 import type { Deps } from "../ports.ts";
 import type { ServerItem } from "../servers/entity.ts";
 import { buildScript } from "../servers/shell.ts";
-import type { ExecResult } from "../servers/ssh.ts";
+import type { ExecOptions, ExecResult } from "../servers/ssh.ts";
 import { pinHostKey, targetFor } from "../servers/status.ts";
 import type { AppItem } from "./entity.ts";
 import { readEnv } from "./env.ts";
@@ -34,6 +34,8 @@ export async function runAppCommand(
     timeoutMs?: number;
     onLine?: (stream: "stdout" | "stderr", line: string) => void;
     signal?: AbortSignal;
+    /** Backpressure from a consumer of `onLine` that can fall behind (see ExecOptions). */
+    flow?: ExecOptions["flow"];
   } = {},
 ): Promise<ExecResult> {
   const env = opts.env ?? (await readEnv(deps, app.ownerId, app.id));
@@ -55,6 +57,7 @@ export async function runAppCommand(
     connectTimeoutMs: deps.config.ssh.connectTimeoutMs,
     onLine: opts.onLine,
     signal: opts.signal,
+    flow: opts.flow,
   });
   await pinHostKey(deps, server, result.hostKeyFingerprint);
   return result;
