@@ -1,8 +1,9 @@
 /**
  * What authentication costs: one scrypt hash and verify (and how the libuv
- * pool spreads concurrent ones), POST /api/auth/login over HTTP, and access
- * token verification (GET /api/auth/verify; verifyAccessToken in process,
- * against jose's signature check alone).
+ * pool spreads concurrent ones), POST /api/auth/login over HTTP, and what
+ * requireUser does per request (GET /api/auth/verify, with the DynamoDB calls
+ * it awaits counted; its steps in process, against jose's signature check
+ * alone).
  *
  * The runtime is the embedded one (startRuntime: DynamoDB Local, the Hono app
  * on Node) started in this process, driven over real HTTP with keep-alive; the
@@ -10,9 +11,12 @@
  */
 import { availableParallelism } from "node:os";
 import { hashPassword, SCRYPT, verifyPassword } from "@hoist/core/auth/password";
-import { AUDIENCE, verifyAccessToken } from "@hoist/core/auth/tokens";
+import { AUDIENCE, authenticate } from "@hoist/core/auth/tokens";
 import { loadConfig } from "@hoist/core/config";
-import { recordRequest } from "@hoist/core/usage/service";
+import { countInWindow } from "@hoist/core/http/middleware/rate-limit";
+import type { Store } from "@hoist/core/store/store";
+import { monthOf, usageKey } from "@hoist/core/usage/entity";
+import { getUsage } from "@hoist/core/usage/service";
 import { type Runtime, startRuntime } from "@hoist/local/runtime";
 import { decodeProtectedHeader, jwtVerify } from "jose";
 import {
@@ -132,8 +136,10 @@ const VERIFY_REQUESTS = 2000;
 const VERIFY_WARMUP = 100;
 const VERIFY_CONCURRENCY = [1, 16];
 const IN_PROCESS_CALLS = 2000;
-/** Calls of the per-request usage counter (a write; fewer suffice). */
-const METER_CALLS = 500;
+/** Calls of the steps that write (the rate window, a usage flush): fewer suffice. */
+const WRITE_CALLS = 500;
+/** Requests per minute for the rows with the API limits on: both windows are counted, none refuses. */
+const UNREACHED_LIMIT = 1_000_000;
 
 const us = (msValue: number) => (msValue * 1000).toFixed(0);
 const rate = (n: number, elapsedMs: number) => (n / (elapsedMs / 1000)).toFixed(0);
@@ -146,6 +152,38 @@ export async function withCpu<T>(fn: () => Promise<T>): Promise<{ result: T; cor
   const result = await fn();
   const cpu = process.cpuUsage(cpu0);
   return { result, cores: (cpu.user + cpu.system) / 1000 / (performance.now() - t0) };
+}
+
+/** The Store calls of the runtime while a row runs, by what asks: requireUser's path, the usage meter, the rest. */
+interface StoreCalls {
+  /** Awaited by the request: BatchGetItem (blocklist + user), rate-window UpdateItems, any GetItem. */
+  requestPath: number;
+  /** The usage meter's UpdateItems (in the background, one per user and month per flush). */
+  usageWrites: number;
+  /** Queries: the queue's polls and the request log's once-a-second listener check. */
+  queries: number;
+}
+
+function countStoreCalls(store: Store, usagePk: string): { calls: StoreCalls; restore(): void } {
+  const calls: StoreCalls = { requestPath: 0, usageWrites: 0, queries: 0 };
+  const target = store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const methods = ["get", "batchGet", "put", "update", "delete", "query", "batchPut", "transact"];
+  const originals = methods.map((m) => [m, target[m]] as const);
+  for (const [m, original] of originals) {
+    if (!original) continue;
+    target[m] = (...args: unknown[]) => {
+      if (m === "query") calls.queries++;
+      else if (m === "update" && (args[0] as { pk: string }).pk === usagePk) calls.usageWrites++;
+      else calls.requestPath++;
+      return original.apply(store, args);
+    };
+  }
+  return {
+    calls,
+    restore() {
+      for (const [m, original] of originals) target[m] = original as (...args: unknown[]) => Promise<unknown>;
+    },
+  };
 }
 
 function problemsOf(label: string, r: DriveResult): string[] {
@@ -181,9 +219,10 @@ export const auth: Suite = {
 
     let embedded: Embedded | undefined;
     const logins: DriveResult[] = [];
-    const verifies: DriveResult[] = [];
+    const verifies: (DriveResult & { limits: boolean; calls: StoreCalls })[] = [];
     const loginCores: number[] = [];
     let inProcess: { label: string; n: number; elapsedMs: number; latency: Summary }[] = [];
+    let usageCheck: { counted: number; sent: number } | undefined;
     try {
       ctx.log("starting the embedded runtime…");
       const t0 = performance.now();
@@ -215,11 +254,32 @@ export const auth: Suite = {
       const verifyUrl = `${base}/api/auth/verify`;
       const verifyInit: RequestInit = { headers: { authorization: `Bearer ${token}` } };
       ctx.log(`verify warm-up (${VERIFY_WARMUP})…`);
+      const usageBefore = (await getUsage(deps, userId, monthOf(Date.now()))).requests;
       await drive({ url: verifyUrl, requests: VERIFY_WARMUP, concurrency: 4, init: verifyInit });
-      for (const concurrency of VERIFY_CONCURRENCY) {
-        ctx.log(`GET /api/auth/verify: ${VERIFY_REQUESTS} requests at concurrency ${concurrency}…`);
-        verifies.push(await drive({ url: verifyUrl, requests: VERIFY_REQUESTS, concurrency, init: verifyInit }));
+      const apiLimit = deps.config.rateLimit.api;
+      for (const limits of [false, true]) {
+        // The same runtime with HOIST_RATE_LIMIT_API at a limit never reached: the per-IP (app.ts) and
+        // per-user (requireUser) windows are counted on every request, as with the default of 100.
+        deps.config.rateLimit.api = limits ? UNREACHED_LIMIT : 0;
+        for (const concurrency of VERIFY_CONCURRENCY) {
+          ctx.log(
+            `GET /api/auth/verify: ${VERIFY_REQUESTS} requests at concurrency ${concurrency}, API limits ${limits ? "on" : "off"}…`,
+          );
+          const counting = countStoreCalls(deps.store, usageKey(userId, monthOf(Date.now())).pk);
+          try {
+            const r = await drive({ url: verifyUrl, requests: VERIFY_REQUESTS, concurrency, init: verifyInit });
+            verifies.push({ ...r, limits, calls: { ...counting.calls } });
+          } finally {
+            counting.restore();
+          }
+        }
       }
+      deps.config.rateLimit.api = apiLimit;
+      // Every authenticated request counted, once the meter has written: GET /api/usage's own check.
+      usageCheck = {
+        counted: (await getUsage(deps, userId, monthOf(Date.now()))).requests - usageBefore,
+        sent: VERIFY_WARMUP + verifies.reduce((n, r) => n + r.requests, 0),
+      };
 
       // (c) in process: the whole check, and jose's signature check alone (same key, same options)
       const { kid } = decodeProtectedHeader(token);
@@ -234,14 +294,25 @@ export const auth: Suite = {
           clockTolerance: 30,
           requiredClaims: ["sub", "jti", "exp"],
         });
-      const full = () => verifyAccessToken(deps, token);
+      const full = () => authenticate(deps, token);
       for (let i = 0; i < 200; i++) await Promise.all([joseOnly(), full()]); // warm-up
-      ctx.log(`in-process: ${IN_PROCESS_CALLS} × jwtVerify, ${IN_PROCESS_CALLS} × verifyAccessToken…`);
+      ctx.log(`in-process: ${IN_PROCESS_CALLS} × jwtVerify, ${IN_PROCESS_CALLS} × authenticate, the rest…`);
+      // Another user's counters, so the bench user's usage stays the requests sent.
+      const meterUser = "usr_bench_in_process";
       inProcess = [];
       for (const [label, n, fn] of [
         ["jwtVerify (EdDSA signature + claims)", IN_PROCESS_CALLS, joseOnly],
-        ["verifyAccessToken (+ blocklist GetItem)", IN_PROCESS_CALLS, full],
-        ["recordRequest (usage UpdateItem ADD)", METER_CALLS, () => recordRequest(deps, userId)],
+        ["1. authenticate (+ BatchGetItem blocklist & user)", IN_PROCESS_CALLS, full],
+        ["2. per-user rate window (UpdateItem ADD)", WRITE_CALLS, () => countInWindow(deps.store, "bench", meterUser)],
+        ["usage.count (in memory; not awaited I/O)", IN_PROCESS_CALLS, async () => deps.usage.count(meterUser)],
+        [
+          "usage.flush (background: UpdateItem ADD n)",
+          WRITE_CALLS,
+          async () => {
+            deps.usage.count(meterUser);
+            await deps.usage.flush(meterUser);
+          },
+        ],
       ] as const) {
         const r = await timed(n, 1, fn);
         inProcess.push({ label, n, elapsedMs: r.elapsedMs, latency: summarize(r.latencies) });
@@ -254,6 +325,9 @@ export const auth: Suite = {
     const problems = [
       ...logins.flatMap((r) => problemsOf("login", r)),
       ...verifies.flatMap((r) => problemsOf("verify", r)),
+      ...(usageCheck && usageCheck.counted !== usageCheck.sent
+        ? [`! GET /api/usage counted ${usageCheck.counted} of the ${usageCheck.sent} verify requests sent`]
+        : []),
     ];
     const loginP50 = logins[0]?.latency.p50 ?? Number.NaN;
     const joseP50 = inProcess[0]?.latency.p50 ?? Number.NaN;
@@ -306,10 +380,31 @@ export const auth: Suite = {
         },
         {
           title: `auth — GET /api/auth/verify with a valid token, ${VERIFY_REQUESTS} requests per row after ${VERIFY_WARMUP} warm-up`,
-          columns: ["conc", "ok", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms"],
-          rows: verifies.map((r) => driveCells(r)),
+          columns: [
+            "API limits",
+            "conc",
+            "ok",
+            "req/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            "awaited DynamoDB/req",
+            "usage writes",
+          ],
+          rows: verifies.map((r) => [
+            r.limits ? "on" : "off",
+            ...driveCells(r),
+            (r.calls.requestPath / r.requests).toFixed(2),
+            r.calls.usageWrites,
+          ]),
           notes: [
-            "Per request (requireUser): EdDSA verify, blocklist GetItem, user GetItem, usage UpdateItem on one item per user and month (awaited); rate limit off (HOIST_RATE_LIMIT_API=0 saves another UpdateItem).",
+            "Per request (requireUser): EdDSA verify, then 1 BatchGetItem (blocklist + user; goal ≤ 2 awaited round trips), then with the API limits on the per-user rate window UpdateItem; app.ts counts the per-IP window before it (a third UpdateItem on every /api route).",
+            `API limits on: HOIST_RATE_LIMIT_API=${UNREACHED_LIMIT} (never reached). awaited DynamoDB/req: the runtime's Store calls during the row other than queries (queue polls, the request log's once-a-second listener check) and the usage meter's writes, ÷ requests.`,
+            "usage writes: the meter's UpdateItems during the row (one per user and month per flush, every second embedded; after each event on Lambda), not awaited by any request.",
+            ...(usageCheck
+              ? [`GET /api/usage afterwards: ${usageCheck.counted} requests counted of ${usageCheck.sent} sent.`]
+              : []),
             ...problems,
           ],
         },
@@ -326,7 +421,7 @@ export const auth: Suite = {
             us(r.latency.p99),
           ]),
           notes: [
-            `The blocklist GetItem (a DynamoDB Local round trip) is ${Number.isFinite(fullP50 / joseP50) ? (fullP50 / joseP50).toFixed(0) : "–"}× the signature check at p50.`,
+            `1 and 2 are the round trips a request awaits (2 only with HOIST_RATE_LIMIT_API > 0); authenticate is ${Number.isFinite(fullP50 / joseP50) ? (fullP50 / joseP50).toFixed(0) : "–"}× the signature check alone at p50. The usage counter is usage.count per request and usage.flush in the background.`,
             "Client and server share this process (embedded runtime via startRuntime; DynamoDB Local is a java child).",
           ],
         },
@@ -339,6 +434,7 @@ export const auth: Suite = {
         pool: pool.map((p) => ({ ...p, hashesPerSecond: p.n / (p.elapsedMs / 1000) })),
         login: logins.map(({ latencies: _l, ...r }, i) => ({ ...r, nodeCpuCores: loginCores[i] })),
         verifyHttp: verifies.map(({ latencies: _l, ...r }) => r),
+        usageCheck,
         inProcess,
       },
     };

@@ -4,6 +4,7 @@ import type { Config } from "./config.ts";
 import type { Logger } from "./logger.ts";
 import type { Executor } from "./servers/ssh.ts";
 import type { Store } from "./store/store.ts";
+import type { UsageMeter } from "./usage/meter.ts";
 
 /**
  * The ports the domain talks to (DESIGN.md § Shape). Each has an AWS adapter
@@ -70,6 +71,12 @@ export interface Deps {
   executor: Executor;
   /** JWT signing and verification keys (a data-dir file embedded, an SST secret on AWS). */
   jwtKeys: JwtKeySet;
+  /**
+   * Counts authenticated requests off the request path and writes them in the
+   * background: every second embedded (and on stop); on Lambda as soon as
+   * counted, awaited by the http handler before it returns.
+   */
+  usage: UsageMeter;
   /**
    * Set only where this process is the one process working on its table (the
    * embedded runtime, holding its data directory's lock): leases and claims

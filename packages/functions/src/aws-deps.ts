@@ -9,6 +9,7 @@ import { createLogger } from "@hoist/core/logger";
 import type { Deps, JobQueue, KeyVault, Scheduler } from "@hoist/core/ports";
 import type { Executor } from "@hoist/core/servers/ssh";
 import { DynamoStore } from "@hoist/core/store/dynamo-store";
+import { UsageMeter } from "@hoist/core/usage/meter";
 import { loadSecrets } from "./secrets.ts";
 
 /** The ports a function uses beyond the table and the WebSocket API; each entrypoint passes only its own. */
@@ -60,10 +61,13 @@ export async function awsDeps(ports: PortBuilders = {}): Promise<Deps> {
   const scheduler = lazy("scheduler", ports.scheduler);
   const keyVault = lazy("keyVault", ports.keyVault);
   const executor = lazy("executor", ports.executor);
+  const logger = createLogger(config.logLevel);
+  // Written as soon as counted, alongside the request; the http handler awaits it before Lambda may freeze the instance.
+  const usage = lazy("usage", () => new UsageMeter({ store: store(), logger, flushOnCount: true }));
 
   return {
     config,
-    logger: createLogger(config.logLevel),
+    logger,
     get store() {
       return store();
     },
@@ -81,6 +85,9 @@ export async function awsDeps(ports: PortBuilders = {}): Promise<Deps> {
     },
     get executor() {
       return executor();
+    },
+    get usage() {
+      return usage();
     },
     get jwtKeys(): JwtKeySet {
       if (!jwtKeys) throw new ConfigError("The JWT_PRIVATE_KEY secret is not bound to this function");

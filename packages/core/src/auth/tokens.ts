@@ -77,15 +77,16 @@ export async function verifyAccessToken(
 
 /**
  * A verified token and its user, both current: the signature is checked
- * first, then the logout blocklist and the user are read in parallel. A
- * disabled or deleted user is refused at once.
+ * first, then the logout blocklist and the user are read in one round trip
+ * (BatchGetItem, strongly consistent). A disabled or deleted user is refused
+ * at once.
  */
 export async function authenticate(deps: TokenDeps, token: string): Promise<{ claims: AccessClaims; user: UserItem }> {
   const claims = await verifyAccessToken(deps, token, { skipBlocklist: true });
-  const [blocked, user] = await Promise.all([
-    deps.store.get(authKeys.blockedJti(claims.jti)),
-    deps.store.get<UserItem>(userKeys.user(claims.sub)),
-  ]);
+  const [blocked, user] = (await deps.store.batchGet([authKeys.blockedJti(claims.jti), userKeys.user(claims.sub)])) as [
+    unknown,
+    UserItem | undefined,
+  ];
   if (blocked) throw new UnauthorizedError("Access token revoked");
   if (!user) throw new UnauthorizedError("Invalid access token");
   if (user.disabled) throw new UnauthorizedError("Account disabled");

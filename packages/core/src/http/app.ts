@@ -5,6 +5,7 @@ import { secureHeaders } from "hono/secure-headers";
 import { appRoutes } from "../apps/routes.ts";
 import { auditRoutes } from "../audit/routes.ts";
 import { githubAuthRoutes } from "../auth/github-routes.ts";
+import { startAuthentication } from "../auth/middleware.ts";
 import { authRoutes } from "../auth/routes.ts";
 import { deploymentRoutes } from "../deployments/routes.ts";
 import { repoRoutes } from "../github/repo-routes.ts";
@@ -115,6 +116,8 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
       : REFRESH_ROUTE.test(c.req.path)
         ? refreshLimit
         : apiLimit;
+    // The token's check (one BatchGetItem) runs alongside the IP window: two awaited round trips with requireUser's.
+    if (limit === apiLimit) startAuthentication(c);
     return limit(c, next);
   });
 

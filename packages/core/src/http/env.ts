@@ -11,5 +11,7 @@ export interface AppEnv {
     logger: Logger;
     user: UserItem;
     claims: AccessClaims;
+    /** The bearer token's check, started early so it runs alongside the per-IP rate window (auth/middleware.ts). */
+    authenticating?: Promise<{ claims: AccessClaims; user: UserItem }>;
   };
 }

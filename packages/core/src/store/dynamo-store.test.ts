@@ -1,12 +1,14 @@
-import { beforeAll, describe, expect, it } from "vitest";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { beforeAll, describe, expect, inject, it } from "vitest";
 import { ConditionFailedError, ValidationError } from "../errors.ts";
 import { testTable } from "../testing/dynamo.ts";
-import type { DynamoStore } from "./dynamo-store.ts";
+import { DynamoStore } from "./dynamo-store.ts";
 import { cond } from "./store.ts";
 
 let store: DynamoStore;
+let tableName: string;
 beforeAll(async () => {
-  ({ store } = await testTable("store"));
+  ({ store, tableName } = await testTable("store"));
 });
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -153,6 +155,56 @@ describe("DynamoStore", () => {
     );
     const all = await store.query({ pk: "B#1", limit: 100 });
     expect(all.items.map((x) => x.i)).toEqual(Array.from({ length: 60 }, (_, i) => i));
+  });
+
+  it("batch-gets in the order asked, with gaps for absent, expired and repeated keys, past 100 keys", async () => {
+    await store.batchPut([
+      { pk: "BG#1", sk: "X", v: 1 },
+      { pk: "BG#2", sk: "X", v: 2, expiresAt: now() - 10 },
+      ...Array.from({ length: 150 }, (_, i) => ({ pk: "BG#many", sk: String(i).padStart(3, "0"), i })),
+    ]);
+    const got = await store.batchGet([
+      { pk: "BG#missing", sk: "X" },
+      { pk: "BG#1", sk: "X" },
+      { pk: "BG#2", sk: "X" },
+      { pk: "BG#1", sk: "X" },
+    ]);
+    expect(got).toEqual([undefined, { pk: "BG#1", sk: "X", v: 1 }, undefined, { pk: "BG#1", sk: "X", v: 1 }]);
+    const many = await store.batchGet(
+      Array.from({ length: 150 }, (_, i) => ({ pk: "BG#many", sk: String(i).padStart(3, "0") })),
+    );
+    expect(many.map((item) => item?.i)).toEqual(Array.from({ length: 150 }, (_, i) => i));
+    expect(await store.batchGet([])).toEqual([]);
+  });
+
+  it("batch-gets again the keys DynamoDB left unprocessed", async () => {
+    const client = new DynamoDBClient({
+      endpoint: inject("dynamoEndpoint"),
+      region: "local",
+      credentials: { accessKeyId: "hoist", secretAccessKey: "local" },
+    });
+    // The first BatchGetItem answers only its first item and hands the rest back as UnprocessedKeys (as a throttled table does).
+    let requests = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName !== "BatchGetItemCommand" || requests++ > 0) return out;
+        const output = out.output as {
+          Responses?: Record<string, Record<string, unknown>[]>;
+          UnprocessedKeys?: Record<string, { Keys: Record<string, unknown>[] }>;
+        };
+        const items = output.Responses?.[tableName] ?? [];
+        output.Responses = { [tableName]: items.slice(0, 1) };
+        output.UnprocessedKeys = { [tableName]: { Keys: items.slice(1).map(({ pk, sk }) => ({ pk, sk })) } };
+        return out;
+      },
+      { step: "initialize" },
+    );
+    await store.batchPut([1, 2, 3].map((v) => ({ pk: `BU#${v}`, sk: "X", v })));
+    const flaky = new DynamoStore(client, tableName);
+    const got = await flaky.batchGet([1, 2, 3].map((v) => ({ pk: `BU#${v}`, sk: "X" })));
+    expect(got.map((item) => item?.v)).toEqual([1, 2, 3]);
+    expect(requests).toBe(2);
   });
 
   it("deletes conditionally and returns what it deleted", async () => {

@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { type DynamoDBClient, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import {
+  BatchGetCommand,
   BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
@@ -63,6 +64,32 @@ export class DynamoStore implements Store {
       new GetCommand({ TableName: this.tableName, Key: keyOf(key), ConsistentRead: opts.consistent ?? true }),
     );
     return isLive(out.Item) ? (out.Item as T) : undefined;
+  }
+
+  async batchGet<T extends Item = Item>(keys: Key[], opts: { consistent?: boolean } = {}): Promise<(T | undefined)[]> {
+    // BatchGetItem refuses a key asked twice in one request: ask each once, answer every position.
+    const unique = [...new Map(keys.map((k) => [keyId(k), keyOf(k)])).values()];
+    const found = new Map<string, T>();
+    for (let i = 0; i < unique.length; i += 100) {
+      for (const item of await this.batchRead(unique.slice(i, i + 100), opts.consistent ?? true))
+        if (isLive(item)) found.set(keyId(item as Key), item as T);
+    }
+    return keys.map((k) => found.get(keyId(k)));
+  }
+
+  private async batchRead(chunk: Key[], consistent: boolean): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let pending: Record<string, unknown>[] = chunk;
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 20 * 2 ** attempt)));
+      const out = await this.doc.send(
+        new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: consistent } } }),
+      );
+      items.push(...(out.Responses?.[this.tableName] ?? []));
+      pending = out.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+      if (attempt > 8 && pending.length > 0) throw new Error(`${pending.length} items were not read (throttled)`);
+    }
+    return items;
   }
 
   async put(item: Item, opts: { condition?: Condition } = {}): Promise<void> {
@@ -215,6 +242,7 @@ async function conditional<T>(send: () => Promise<T>): Promise<T> {
 }
 
 const keyOf = (k: Key): Key => ({ pk: k.pk, sk: k.sk });
+const keyId = (k: Key) => `${k.pk}\n${k.sk}`;
 
 function conditionParams(c: Condition | undefined) {
   if (!c) return {};

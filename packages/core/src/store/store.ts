@@ -59,6 +59,11 @@ export type TransactOp =
 
 export interface Store {
   get<T extends Item = Item>(key: Key, opts?: { consistent?: boolean }): Promise<T | undefined>;
+  /**
+   * Several items in one BatchGetItem (per 100 keys), answered in the order of `keys` (undefined where
+   * absent), retrying unprocessed keys. Strongly consistent unless `consistent: false`.
+   */
+  batchGet<T extends Item = Item>(keys: Key[], opts?: { consistent?: boolean }): Promise<(T | undefined)[]>;
   /** Throws ConditionFailedError when the condition does not hold. */
   put(item: Item, opts?: { condition?: Condition }): Promise<void>;
   /** Returns the item as it is after the update. Throws ConditionFailedError. */

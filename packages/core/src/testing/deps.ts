@@ -10,6 +10,7 @@ import { type Config, loadConfig } from "../config.ts";
 import { createLogger } from "../logger.ts";
 import type { Deps } from "../ports.ts";
 import { Ssh2Executor } from "../servers/ssh.ts";
+import { UsageMeter } from "../usage/meter.ts";
 import { testTable } from "./dynamo.ts";
 
 /**
@@ -34,5 +35,7 @@ export async function testDeps(env: Record<string, string> = {}): Promise<Deps &
     executor: new Ssh2Executor({ networks: config.ssh }),
     keyVault: await FileKeyVault.open(dataDir),
     jwtKeys: await fileKeySet(dataDir),
+    // No interval: `GET /api/usage` writes the caller's counts first; tests that read the table flush.
+    usage: new UsageMeter({ store, logger }),
   };
 }

@@ -1,16 +1,8 @@
 import type { Deps } from "../ports.ts";
-import type { Key } from "../store/store.ts";
+import { monthOf, type UsageItem, usageKey } from "./entity.ts";
 
-export const usageKey = (userId: string, month: string): Key => ({ pk: `USAGE#${userId}`, sk: month });
-export const monthOf = (ms: number) => new Date(ms).toISOString().slice(0, 7);
-
-export type UsageItem = Key & {
-  entity: "usage";
-  requests?: number;
-  deployments?: number;
-  deploySeconds?: number;
-  appRunningMinutes?: number;
-};
+// The usage routes read the month from here.
+export { monthOf } from "./entity.ts";
 
 /** Metering: atomic counters per user per month (`GET /api/usage`). */
 export async function recordDeployUsage(
@@ -25,7 +17,13 @@ export async function recordDeployUsage(
   });
 }
 
-export async function getUsage(deps: Pick<Deps, "store">, userId: string, month: string) {
+/**
+ * A user's use in a month. Requests are counted in the background (the
+ * UsageMeter): the user's pending ones are written first, so the answer
+ * includes every request this process has seen, this one too.
+ */
+export async function getUsage(deps: Pick<Deps, "store" | "usage">, userId: string, month: string) {
+  await deps.usage.flush(userId);
   const item = await deps.store.get<UsageItem>(usageKey(userId, month));
   return {
     month,
@@ -34,11 +32,6 @@ export async function getUsage(deps: Pick<Deps, "store">, userId: string, month:
     deploySeconds: item?.deploySeconds ?? 0,
     appRunningMinutes: item?.appRunningMinutes ?? 0,
   };
-}
-
-/** One authenticated API request. */
-export async function recordRequest(deps: Pick<Deps, "store">, userId: string, at = Date.now()): Promise<void> {
-  await deps.store.update(usageKey(userId, monthOf(at)), { set: { entity: "usage" }, add: { requests: 1 } });
 }
 
 /** Minutes an app ran (metered when it stops). */

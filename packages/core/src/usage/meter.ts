@@ -1,0 +1,111 @@
+import type { Logger } from "../logger.ts";
+import type { Store } from "../store/store.ts";
+import { monthOf, usageKey } from "./entity.ts";
+
+export interface UsageMeterOptions {
+  store: Pick<Store, "update">;
+  logger: Logger;
+  /** Flushes on this interval (the embedded runtime); 0: only when asked. */
+  flushIntervalMs?: number;
+  /**
+   * Starts writing as soon as a request is counted (Lambda: the handler must
+   * wait for the write before it returns, so the write runs alongside the
+   * rest of the request instead of after it).
+   */
+  flushOnCount?: boolean;
+  /** UpdateItems in flight at once during a flush. */
+  concurrency?: number;
+}
+
+interface Pending {
+  userId: string;
+  month: string;
+  n: number;
+}
+
+const CLOSE_ATTEMPTS = 5;
+
+/**
+ * The `requests` counter of `GET /api/usage`, kept off the request path:
+ * `count` is synchronous and `flush` adds each user's pending requests in one
+ * UpdateItem ADD per user and month. A write that fails keeps its count for
+ * the next flush; `flush` never throws. Flushes run one after another, so a
+ * flush that returns has written everything counted before it was called
+ * (that it could write).
+ */
+export class UsageMeter {
+  private pending = new Map<string, Pending>();
+  private tail: Promise<void> = Promise.resolve();
+  private readonly timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: UsageMeterOptions) {
+    const every = opts.flushIntervalMs ?? 0;
+    if (every > 0) this.timer = setInterval(() => void this.flush(), every).unref();
+  }
+
+  /** Counts `n` authenticated requests of `userId`, in the month of `at`. */
+  count(userId: string, n = 1, at = Date.now()): void {
+    this.add({ userId, month: monthOf(at), n });
+    if (this.opts.flushOnCount) void this.flush();
+  }
+
+  /** Requests counted and not yet written (all users, or one). */
+  pendingCount(userId?: string): number {
+    let total = 0;
+    for (const p of this.pending.values()) if (userId === undefined || p.userId === userId) total += p.n;
+    return total;
+  }
+
+  /** Writes what is pending (everyone's, or one user's) after any flush already under way. */
+  flush(userId?: string): Promise<void> {
+    const run = this.tail.then(() => this.drain(userId));
+    this.tail = run;
+    return run;
+  }
+
+  /** Stops the interval and flushes, retrying a failed write a few times; what still fails is logged as lost. */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    for (let attempt = 0; attempt < CLOSE_ATTEMPTS; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      await this.flush();
+      if (this.pending.size === 0) return;
+    }
+    this.opts.logger.error("usage counts lost on shutdown", { requests: this.pendingCount() });
+  }
+
+  private add(p: Pending): void {
+    const id = `${p.userId}\n${p.month}`;
+    const current = this.pending.get(id);
+    if (current) current.n += p.n;
+    else this.pending.set(id, { ...p });
+  }
+
+  private async drain(userId: string | undefined): Promise<void> {
+    const batch: Pending[] = [];
+    for (const [id, p] of this.pending) {
+      if (userId !== undefined && p.userId !== userId) continue;
+      batch.push(p);
+      this.pending.delete(id);
+    }
+    let failed = 0;
+    let error: unknown;
+    const write = async (p: Pending) => {
+      try {
+        await this.opts.store.update(usageKey(p.userId, p.month), { set: { entity: "usage" }, add: { requests: p.n } });
+      } catch (err) {
+        // Counted again at the next flush. (A write whose answer was lost may still have landed and then
+        // counts twice, as with the SDK's own retries; a refused or unreachable one added nothing.)
+        this.add(p);
+        failed += p.n;
+        error = err;
+      }
+    };
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < batch.length; i = next++) await write(batch[i] as Pending);
+    };
+    await Promise.all(Array.from({ length: Math.min(this.opts.concurrency ?? 8, batch.length) }, worker));
+    if (failed > 0) this.opts.logger.warn("usage flush failed; kept for the next one", { requests: failed, error });
+  }
+}
