@@ -14,10 +14,15 @@ export interface AuditEntry {
 
 /** The one way every module writes to the audit log. Details must not hold secrets. */
 export async function recordAudit(deps: Pick<Deps, "store">, entry: AuditEntry, now = Date.now()): Promise<void> {
+  await deps.store.put(auditItem(entry, now));
+}
+
+/** The stored item of an audit entry, for a transaction that must write it with what it records. */
+export function auditItem(entry: AuditEntry, now = Date.now()): AuditItem {
   const id = newId("aud");
   const sort = auditKeys.sort(now, id);
   const resourceId = entry.resourceId ?? null;
-  const item: AuditItem = {
+  return {
     pk: auditKeys.byUser(entry.userId),
     sk: sort,
     entity: "audit",
@@ -34,7 +39,6 @@ export async function recordAudit(deps: Pick<Deps, "store">, entry: AuditEntry, 
     gsi2pk: auditKeys.byResource(entry.resourceType, resourceId ?? "-"),
     gsi2sk: sort,
   };
-  await deps.store.put(item);
 }
 
 /** The audit entry of a mutation an actor made on one of their resources. */

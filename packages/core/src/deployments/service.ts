@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { Actor } from "../actor.ts";
 import type { AppItem } from "../apps/entity.ts";
 import { getAppItem } from "../apps/service.ts";
-import { recordAudit } from "../audit/service.ts";
+import { type AuditEntry, recordAudit } from "../audit/service.ts";
 import {
   ConditionFailedError,
   ConflictError,
@@ -14,7 +14,7 @@ import { githubClientFor, repoPath } from "../github/repos.ts";
 import { GitHubApiError } from "../github/rest.ts";
 import { newId } from "../ids.ts";
 import type { Deps } from "../ports.ts";
-import { cond, type TransactOp } from "../store/store.ts";
+import { cond } from "../store/store.ts";
 import { type UserItem, userKeys } from "../users/entity.ts";
 import {
   appDeploymentsPk,
@@ -23,8 +23,6 @@ import {
   type DeploymentStatus,
   deploymentKey,
   FINISHED,
-  type LogItem,
-  logSk,
   ownerDeploymentsPk,
   sortOf,
   type Trigger,
@@ -41,22 +39,10 @@ export interface NewDeployment {
   redeployOf?: string | null;
 }
 
-/**
- * Writes a `queued` deployment and only then enqueues `{deploymentId}`, so
- * the worker always finds what it is told to run. Used by manual deploys,
- * redeploys, push and CI webhooks alike.
- */
-export async function queueDeployment(
-  deps: Deps,
-  app: AppItem,
-  input: NewDeployment,
-  actor: Actor | null,
-  /** More writes that must land with the deployment, or not at all (a webhook's progress on its delivery claim). */
-  alsoWrite: (deploymentId: string) => TransactOp[] = () => [],
-): Promise<Deployment> {
-  const now = Date.now();
+/** A new `queued` deployment of `app`, not written yet (`queueOps` writes it with its queued marker). */
+export function newDeployment(app: AppItem, input: NewDeployment, now = Date.now()): DeploymentItem {
   const id = newId("dep");
-  const item: DeploymentItem = {
+  return {
     ...deploymentKey(id),
     entity: "deployment",
     id,
@@ -84,7 +70,35 @@ export async function queueDeployment(
     gsi2pk: ownerDeploymentsPk(app.ownerId),
     gsi2sk: sortOf(now, id),
   };
-  await deps.store.transact([...queueOps(item), ...alsoWrite(id)]);
+}
+
+/** The audit entry of a deployment being queued (`deployment.trigger`, under the app's owner). */
+export function triggerAudit(item: DeploymentItem, ipAddress: string | null): AuditEntry {
+  return {
+    userId: item.ownerId,
+    action: "deployment.trigger",
+    resourceType: "deployment",
+    resourceId: item.id,
+    details: { appId: item.appId, trigger: item.trigger, commitSha: item.commitSha, ref: item.ref },
+    ipAddress,
+  };
+}
+
+/**
+ * Writes a `queued` deployment and only then enqueues `{deploymentId}`, so
+ * the worker always finds what it is told to run. Used by manual deploys and
+ * redeploys; webhooks write their deployments in their delivery's own
+ * transaction (github/webhook-deploys.ts) and send the jobs after it.
+ */
+export async function queueDeployment(
+  deps: Deps,
+  app: AppItem,
+  input: NewDeployment,
+  actor: Actor | null,
+): Promise<Deployment> {
+  const item = newDeployment(app, input);
+  const id = item.id;
+  await deps.store.transact(queueOps(item));
   try {
     await deps.queue.send({ type: "deploy", deploymentId: id });
   } catch (err) {
@@ -97,14 +111,7 @@ export async function queueDeployment(
     }).catch(() => undefined); // taken by a worker woken for another deployment: it runs after all
     throw new ServiceUnavailableError("Could not queue the deployment; try again");
   }
-  await recordAudit(deps, {
-    userId: app.ownerId,
-    action: "deployment.trigger",
-    resourceType: "deployment",
-    resourceId: id,
-    details: { appId: app.id, trigger: input.trigger, commitSha: item.commitSha, ref: item.ref },
-    ipAddress: actor?.ip ?? null,
-  });
+  await recordAudit(deps, triggerAudit(item, actor?.ip ?? null));
   return toDeployment(item);
 }
 
@@ -204,17 +211,6 @@ export async function listDeployments(
     filter: q.status ? cond.eq("status", q.status) : undefined,
   });
   return { items: page.items.map(toDeployment), nextCursor: page.nextCursor };
-}
-
-export async function readLogs(deps: Pick<Deps, "store">, ownerId: string, id: string, after: number, limit: number) {
-  await getDeploymentItem(deps, ownerId, id);
-  const page = await deps.store.query<LogItem>({
-    pk: `DEP#${id}`,
-    sk: { between: [logSk(after + 1), logSk(9_999_999_999)] },
-    limit,
-  });
-  const items = page.items.map(({ seq, ts, stream, line }) => ({ seq, ts, stream, line }));
-  return { items, nextCursor: page.nextCursor === null ? null : String(items.at(-1)?.seq ?? after) };
 }
 
 /**

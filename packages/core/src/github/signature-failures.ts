@@ -1,21 +1,43 @@
 import { RateLimitedError } from "../errors.ts";
 import { countInWindow, rateWindow } from "../http/middleware/rate-limit.ts";
 import type { Deps } from "../ports.ts";
+import type { Key } from "../store/store.ts";
 
 const SCOPE = "webhook-signature-failures";
 
+/** A sender's failure count this minute: the item to read, and what to refuse at. */
+export interface FailureWindow {
+  key: Key;
+  limit: number;
+  /** Seconds until the next window. */
+  reset: number;
+}
+
 /**
  * Failed webhook signatures per client IP and minute. A sender over
- * `HOIST_RATE_LIMIT_WEBHOOK_FAILURES` is refused before Hoist reads its body
- * or computes an HMAC (each one costs a pass over up to 10 MB); good
- * deliveries never count, so GitHub itself is never limited by this.
+ * `HOIST_RATE_LIMIT_WEBHOOK_FAILURES` is refused before Hoist computes an
+ * HMAC or opens a secret (each HMAC costs a pass over up to 10 MB); good
+ * deliveries never count, so GitHub itself is never limited by this. The
+ * count is read with the delivery's secret and claim, in one BatchGetItem
+ * (webhooks.ts); a large body is refused on the count alone, before it is
+ * read (`refuseIfFailing`). Null when the limit is off.
  */
-export async function refuseIfFailing(deps: Pick<Deps, "store" | "config">, ip: string): Promise<void> {
+export function failureWindow(deps: Pick<Deps, "config">, ip: string): FailureWindow | null {
   const limit = deps.config.rateLimit.webhookFailures;
-  if (limit <= 0) return;
+  if (limit <= 0) return null;
   const { key, reset } = rateWindow(SCOPE, ip);
-  const item = await deps.store.get<{ pk: string; sk: string; count: number }>(key);
-  if ((item?.count ?? 0) >= limit) throw new RateLimitedError(reset);
+  return { key, limit, reset };
+}
+
+/** 429 when the window's item, as read, is at the limit. */
+export function refuseIfOver(window: FailureWindow, item: Record<string, unknown> | undefined): void {
+  if (typeof item?.count === "number" && item.count >= window.limit) throw new RateLimitedError(window.reset);
+}
+
+/** Reads the window on its own and refuses a sender at the limit (before its body is read). */
+export async function refuseIfFailing(deps: Pick<Deps, "store" | "config">, ip: string): Promise<void> {
+  const window = failureWindow(deps, ip);
+  if (window) refuseIfOver(window, await deps.store.get(window.key));
 }
 
 export async function countFailure(deps: Pick<Deps, "store" | "config">, ip: string): Promise<void> {

@@ -9,7 +9,7 @@ import { clientIp } from "../http/middleware/client-ip.ts";
 import { bearer, githubSignature, jsonContent, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
 import { createAppHook } from "./app-hook.ts";
-import { countFailure, refuseIfFailing } from "./signature-failures.ts";
+import { countFailure, failureWindow, refuseIfFailing } from "./signature-failures.ts";
 import { handleWebhook } from "./webhooks.ts";
 
 const WebhookReply = z
@@ -88,10 +88,19 @@ const rotateAppHook = createRoute({
   },
 });
 
+/**
+ * A body up to this size is read before the sender's signature-failure count, which then comes in the same
+ * BatchGetItem as the delivery's secret and claim (GitHub's payloads are a few KiB to tens of KiB); a larger
+ * (or unsized) one is refused on the count alone first, so a refused sender never costs a parse of megabytes.
+ */
+const READ_FIRST_MAX_BYTES = 256 * 1024;
+
 /** Signature failures are counted per client address before they are answered. */
 async function deliver(c: Context<AppEnv>, appId?: string) {
   const ip = clientIp(c);
-  await refuseIfFailing(c.var.deps, ip);
+  const length = Number(c.req.header("content-length") ?? Number.NaN);
+  const readFirst = Number.isSafeInteger(length) && length <= READ_FIRST_MAX_BYTES;
+  if (!readFirst) await refuseIfFailing(c.var.deps, ip);
   try {
     return await handleWebhook(c.var.deps, {
       appId,
@@ -100,6 +109,7 @@ async function deliver(c: Context<AppEnv>, appId?: string) {
       signature: c.req.header("x-hub-signature-256"),
       body: await c.req.text(),
       ip,
+      failures: readFirst ? failureWindow(c.var.deps, ip) : null,
     });
   } catch (err) {
     if (err instanceof HoistError && err.code === "invalid_signature") await countFailure(c.var.deps, ip);

@@ -1,0 +1,269 @@
+import type { AppItem } from "../apps/entity.ts";
+import { appKey } from "../apps/entity.ts";
+import { appsOnRepoBranch } from "../apps/service.ts";
+import { type AuditEntry, auditItem } from "../audit/service.ts";
+import type { DeploymentItem } from "../deployments/entity.ts";
+import { queueOps } from "../deployments/queued.ts";
+import { type NewDeployment, newDeployment, triggerAudit } from "../deployments/service.ts";
+import { ConditionFailedError } from "../errors.ts";
+import type { Deps } from "../ports.ts";
+import { cond, type TransactOp } from "../store/store.ts";
+import { type RunPlan, succeededWorkflows } from "../workflow-runs/service.ts";
+import { claimWrite, type DeliveryRef, type Hold, inProgress, queuedUnder, rereadClaim } from "./delivery-claim.ts";
+import { ciCommitKey, type DeliveryItem } from "./entity.ts";
+import { repoConnections } from "./repos.ts";
+import type { DeliveryScope } from "./webhook-auth.ts";
+
+/**
+ * What a delivery does, written in one transaction (DESIGN.md § Deploy flow
+ * step 1): the claim, `done`; per app a `queued` deployment, its queued marker
+ * (the outbox: the stale-queue sweep wakes an app whose job was never sent),
+ * the webhook's audit entry for the app and the deployment's trigger entry;
+ * or, when nothing deploys, the delivery's own audit entry. The jobs are sent
+ * after it commits. Superseding older queued deployments is the worker's
+ * (it cancels all but the newest when a run ends), so nothing else is written.
+ */
+
+/** DynamoDB's TransactWriteItems limit: only a fan-out past it takes more than one transaction. */
+const MAX_ACTIONS = 100;
+const CI_GUARD_TTL_SECONDS = 90 * 24 * 3600;
+
+/** What a delivery asks to deploy, and how it answers when nothing is (or was) queued. */
+export interface Work {
+  deploy?: {
+    apps: AppItem[];
+    /** The commit every app deploys. */
+    input: NewDeployment & { trigger: "push" | "ci-success"; ref: string; commitSha: string };
+  };
+  otherwise: { status: "pong" | "ignored"; reason?: string };
+}
+
+export type Committed =
+  | { duplicate: DeliveryItem }
+  | {
+      status: "accepted" | "pong" | "ignored";
+      reason?: string;
+      /** The deployments of the delivery's apps, in their order (some may have been queued by a dead attempt). */
+      deployments: string[];
+      /** Those this attempt wrote: their jobs are still to send. */
+      fresh: DeploymentItem[];
+    };
+
+type Pending = { app: AppItem; dep: DeploymentItem };
+
+/**
+ * Commits the delivery (see above). A claim lost to a racing attempt is read
+ * once: a finished one makes this a duplicate, a live one a 503, a dead one is
+ * taken over and only what it left is done. A green CI run's commit already
+ * deployed to an app (its guard held) drops that app and the rest commit.
+ */
+export async function commitDelivery(
+  deps: Pick<Deps, "store" | "exclusiveInstanceId">,
+  d: DeliveryRef & { ip: string | null },
+  start: Hold,
+  work: Work,
+): Promise<Committed> {
+  let hold = start;
+  const skip = new Set<string>();
+  for (let attempt = 0; ; attempt++) {
+    const result = await tryCommit(deps, d, hold, work, skip);
+    if (result !== "lost") return result;
+    if (attempt >= 2) throw inProgress(Date.now());
+    const standing = await rereadClaim(deps, d.deliveryId);
+    if ("duplicate" in standing) return standing;
+    hold = standing.hold;
+  }
+}
+
+async function tryCommit(
+  deps: Pick<Deps, "store" | "exclusiveInstanceId">,
+  d: DeliveryRef & { ip: string | null },
+  start: Hold,
+  work: Work,
+  skip: Set<string>,
+): Promise<Committed | "lost"> {
+  const queued = queuedUnder(start);
+  const now = Date.now();
+  const deploy = work.deploy;
+  const pending: Pending[] = deploy
+    ? deploy.apps
+        .filter((app) => !queued[app.id] && !skip.has(app.id))
+        .map((app) => ({ app, dep: newDeployment(app, deploy.input, now) }))
+    : [];
+  const perApp = deploy?.input.trigger === "ci-success" ? 5 : 4;
+  const chunks = chunk(pending, Math.floor((MAX_ACTIONS - 1) / perApp));
+  const answer = (all: Record<string, string>) => {
+    const deployments = (deploy?.apps ?? []).flatMap((app) => all[app.id] ?? []);
+    return deployments.length > 0 ? { status: "accepted" as const, deployments } : { ...work.otherwise, deployments };
+  };
+
+  let hold = start;
+  const fresh: DeploymentItem[] = [];
+  for (const [i, part] of chunks.entries()) {
+    const last = i === chunks.length - 1;
+    let batch = part;
+    for (;;) {
+      const next = { ...queued, ...Object.fromEntries(batch.map((p) => [p.app.id, p.dep.id])) };
+      const reply = answer(next);
+      const ops: TransactOp[] = [
+        claimWrite(deps, d, hold, {
+          state: last ? "done" : "processing",
+          queued: next,
+          outcome: last ? reply.status : null,
+        }),
+      ];
+      const guards = new Map<number, string>();
+      for (const { app, dep } of batch) {
+        ops.push(...queueOps(dep), { put: auditItem(webhookAudit(d, app, dep), now) });
+        ops.push({ put: auditItem(triggerAudit(dep, d.ip), now) });
+        if (dep.trigger === "ci-success") {
+          guards.set(ops.length, app.id);
+          ops.push(ciCommitGuard(app.id, dep.commitSha ?? ""));
+        }
+      }
+      if (last && reply.deployments.length === 0) ops.push({ put: auditItem(deliveryAudit(d, reply), now) });
+      try {
+        await deps.store.transact(ops);
+      } catch (err) {
+        if (!(err instanceof ConditionFailedError)) throw err;
+        if (err.failedIndexes.includes(0)) {
+          // Past our own first write: we stalled beyond CLAIM_STALE_MS and a redelivery took over (it finishes, and answers).
+          if (hold.kind === "ours") throw inProgress(Date.now());
+          return "lost"; // another attempt claimed it first: read it again
+        }
+        const deployed = err.failedIndexes.flatMap((index) => guards.get(index) ?? []);
+        if (deployed.length === 0) throw err;
+        // This commit already deployed (or is queued) there: a green run of another workflow got it first.
+        for (const appId of deployed) skip.add(appId);
+        batch = batch.filter((p) => !skip.has(p.app.id));
+        continue;
+      }
+      Object.assign(queued, next);
+      fresh.push(...batch.map((p) => p.dep));
+      hold = { kind: "ours", queued: { ...queued } };
+      if (last) return { ...reply, fresh };
+      break;
+    }
+  }
+  throw new Error("unreachable: the last chunk returns");
+}
+
+function chunk<T>(items: T[], size: number): T[][] {
+  if (items.length === 0) return [[]];
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** The webhook's entry for an app it deployed (under the app's owner). */
+function webhookAudit(d: DeliveryRef & { ip: string | null }, app: AppItem, dep: DeploymentItem): AuditEntry {
+  return {
+    userId: app.ownerId,
+    action: "github.webhook",
+    resourceType: "app",
+    resourceId: app.id,
+    details: {
+      event: dep.trigger === "push" ? "push" : "workflow_run",
+      deliveryId: d.deliveryId,
+      repo: d.repo,
+      ref: dep.ref,
+      commitSha: dep.commitSha,
+      deploymentId: dep.id,
+    },
+    ipAddress: d.ip,
+  };
+}
+
+/** A delivery that deployed nothing is audited once, with no user. */
+function deliveryAudit(d: DeliveryRef & { ip: string | null }, reply: { status: string; reason?: string }): AuditEntry {
+  return {
+    userId: null,
+    action: "github.webhook",
+    resourceType: "github-delivery",
+    resourceId: d.deliveryId,
+    details: {
+      event: d.event,
+      deliveryId: d.deliveryId,
+      repo: d.repo,
+      outcome: reply.status,
+      reason: reply.reason ?? null,
+    },
+    ipAddress: d.ip,
+  };
+}
+
+/** One `ci-success` deployment per app and commit, however many workflows (or reruns) go green for it. */
+function ciCommitGuard(appId: string, sha: string): TransactOp {
+  return {
+    put: {
+      ...ciCommitKey(appId, sha),
+      entity: "ci-deploy-guard",
+      expiresAt: Math.floor(Date.now() / 1000) + CI_GUARD_TTL_SECONDS,
+    },
+    condition: cond.notExists(),
+  };
+}
+
+/** The apps a delivery in `scope` may reach on the repository's branch, wherever they are bound. */
+export async function appsInScope(
+  deps: Pick<Deps, "store">,
+  scope: DeliveryScope,
+  repo: { id: number | null; fullName: string },
+  branch: string,
+): Promise<AppItem[]> {
+  if (scope.kind === "app") {
+    const app = await deps.store.get<AppItem>(appKey(scope.ownerId, scope.appId));
+    const r = app?.repository;
+    const same =
+      r && (typeof r.id === "number" ? r.id === repo.id : r.fullName.toLowerCase() === repo.fullName.toLowerCase());
+    return app && same && r.branch === branch ? [app] : [];
+  }
+  const id = scope.kind === "repository" ? scope.repoId : repo.id;
+  return appsOnRepoBranch(deps, { id, fullName: repo.fullName, byName: scope.kind === "global" }, branch);
+}
+
+/** Apps with autoDeploy on the repository's branch that deploy on `on`, as far as `scope` reaches. */
+export async function appsDeployingOn(
+  deps: Pick<Deps, "store">,
+  scope: DeliveryScope,
+  repo: { id: number | null; fullName: string },
+  branch: string,
+  on: "push" | "ci-success",
+): Promise<AppItem[]> {
+  const apps = await appsInScope(deps, scope, repo, branch);
+  return apps.filter((app) => {
+    const r = app.repository;
+    return r?.autoDeploy === true && r.deployOn === on && r.branch === branch;
+  });
+}
+
+/**
+ * Who a workflow run is recorded for: the owners the delivery's scope reaches
+ * (those who connected the repository or have an app on its branch). A
+ * repository's or app's own hook speaks for nobody else.
+ */
+export async function runOwnersInScope(
+  deps: Pick<Deps, "store">,
+  scope: DeliveryScope,
+  run: RunPlan,
+): Promise<string[]> {
+  if (scope.kind === "app") return [scope.ownerId];
+  const repo = { id: scope.kind === "repository" ? scope.repoId : run.repoId, fullName: run.repo };
+  const apps = await appsInScope(deps, scope, repo, run.branch);
+  const connected = (await repoConnections(deps, run.repo)).filter(
+    (c) => scope.kind === "global" || c.repoId === repo.id,
+  );
+  return [...new Set([...apps.map((a) => a.ownerId), ...connected.map((c) => c.ownerId)])].sort();
+}
+
+/** An app that names the workflows that must pass deploys only once every one of them succeeded for the commit. */
+export async function workflowsPassed(
+  deps: Pick<Deps, "store">,
+  app: AppItem,
+  plan: { repo: string; commitSha: string },
+): Promise<boolean> {
+  const required = app.repository?.workflows ?? [];
+  if (required.length === 0) return true;
+  const passed = await succeededWorkflows(deps, app.ownerId, plan.repo, plan.commitSha);
+  return required.every((name) => passed.has(name));
+}
