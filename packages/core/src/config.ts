@@ -77,7 +77,8 @@ const schema = z.object({
   HOIST_STATUS_SWEEP_SECONDS: count.default(300),
   HOIST_DEPLOY_TIMEOUT_SECONDS: seconds.max(3600).default(840),
   HOIST_DEPLOY_LEASE_SECONDS: seconds.min(2).max(600).default(60),
-  HOIST_DEPLOY_LOG_MAX_LINES: count.min(10).default(20_000),
+  HOIST_DEPLOY_LOG_MAX_BYTES: count.min(64 * 1024).default(16 * 1024 * 1024),
+  HOIST_DEPLOY_LOG_RETENTION_DAYS: count.min(1).max(3650).default(30),
   HOIST_DYNAMODB_PORT: port.default(0),
   HOIST_DYNAMODB_ENDPOINT: url.optional(),
   HOIST_RATE_LIMIT_REFRESH: count.default(30),
@@ -140,7 +141,7 @@ export interface Config {
   queue: { maxAttempts: number; visibilitySeconds: number };
   ws: { idleTimeoutSeconds: number; maxAgeSeconds: number };
   dynamodb: { port: number; endpoint: string | undefined };
-  deploy: { timeoutMs: number; leaseMs: number; logMaxLines: number };
+  deploy: { timeoutMs: number; leaseMs: number; logMaxBytes: number; logRetentionDays: number };
   ssh: {
     connectTimeoutMs: number;
     commandTimeoutMs: number;
@@ -195,7 +196,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     deploy: {
       timeoutMs: e.HOIST_DEPLOY_TIMEOUT_SECONDS * 1000,
       leaseMs: e.HOIST_DEPLOY_LEASE_SECONDS * 1000,
-      logMaxLines: e.HOIST_DEPLOY_LOG_MAX_LINES,
+      logMaxBytes: e.HOIST_DEPLOY_LOG_MAX_BYTES,
+      logRetentionDays: e.HOIST_DEPLOY_LOG_RETENTION_DAYS,
     },
     ssh: {
       connectTimeoutMs: e.HOIST_SSH_CONNECT_TIMEOUT_SECONDS * 1000,

@@ -198,15 +198,17 @@ describe("WebSocket API", () => {
     const id = await deploy();
     await a.subscribe(`deployment:${id}`);
     await b.subscribe(`deployment:${id}`);
-    // A subscription whose connection is already gone (its socket died without a close).
+    // A subscription whose connection is already gone (its socket died without a close), replayed and waiting for the worker.
     await runtime.deps.store.put({
       ...subscriptionKey("ghost-connection", `deployment:${id}`),
       entity: "subscription",
       connectionId: "ghost-connection",
       channel: `deployment:${id}`,
       userId: member.id,
-      live: true,
+      live: false,
+      ready: true,
       sentUpTo: 0,
+      subscribedAt: Date.now(),
       expiresAt: Math.floor(Date.now() / 1000) + 3600,
       gsi1pk: channelPk(`deployment:${id}`),
       gsi1sk: "ghost-connection",
@@ -219,8 +221,11 @@ describe("WebSocket API", () => {
       "a to see the end",
     );
     expect(a.lines(id).length).toBeGreaterThan(1000);
-    const ghost = await runtime.deps.store.get(subscriptionKey("ghost-connection", `deployment:${id}`));
-    expect(ghost).toBeUndefined();
+    await eventually(
+      async () => (await runtime.deps.store.get(subscriptionKey("ghost-connection", `deployment:${id}`))) === undefined,
+      5000,
+      "the ghost's subscription to be forgotten",
+    );
     a.socket.close();
   });
 

@@ -1,9 +1,7 @@
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
-import { ApiGatewayManagementApiClient } from "@aws-sdk/client-apigatewaymanagementapi";
 import { CreateTableCommand, type DynamoDBClient, UpdateTimeToLiveCommand } from "@aws-sdk/client-dynamodb";
-import { ApiGatewayBroadcaster } from "@hoist/core/adapters/aws/apigw-broadcaster";
 import { FileKeyVault, readKeyFile } from "@hoist/core/adapters/local/file-key-vault";
 import { TableQueue } from "@hoist/core/adapters/local/table-queue";
 import { TableScheduler } from "@hoist/core/adapters/local/table-scheduler";
@@ -17,6 +15,7 @@ import { createWsHandler } from "@hoist/core/realtime/ws-handler";
 import { Ssh2Executor } from "@hoist/core/servers/ssh";
 import { DynamoStore } from "@hoist/core/store/dynamo-store";
 import { createTableInput, table } from "@hoist/core/store/table";
+import { UsageMeter } from "@hoist/core/usage/meter";
 import { type DynamoDbLocal, dynamoClient, startDynamoDbLocal } from "./dynamodb-local.ts";
 import { createHttpServer } from "./http-server.ts";
 import { startLocalWorkers } from "./workers.ts";
@@ -71,12 +70,6 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
       idleTimeoutSeconds: config.ws.idleTimeoutSeconds,
       maxAgeSeconds: config.ws.maxAgeSeconds,
     });
-    const managementUrl = await ws.listenManagement();
-    const managementClient = new ApiGatewayManagementApiClient({
-      endpoint: managementUrl,
-      region: "local",
-      credentials: { accessKeyId: "hoist", secretAccessKey: "local" },
-    });
 
     const queue = new TableQueue({
       store,
@@ -95,6 +88,13 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
       reclaimOnStart: true,
     });
     const scheduler = new TableScheduler(schedules);
+    // Warm SSH connections, a minute per server; closed after the workers stop (stops run in reverse).
+    const executor = new Ssh2Executor({ networks: config.ssh, idleMs: 60_000 });
+    stops.push(() => executor.close());
+
+    // Requests counted for GET /api/usage: written every second, and on stop once the server has closed.
+    const usage = new UsageMeter({ store, logger, flushIntervalMs: 1000 });
+    stops.push(() => usage.close());
 
     const deps: Deps = {
       config,
@@ -102,10 +102,11 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
       store,
       queue,
       scheduler,
-      broadcaster: new ApiGatewayBroadcaster({ endpoint: managementUrl, client: managementClient }),
-      executor: new Ssh2Executor({ networks: config.ssh }),
+      broadcaster: ws.broadcaster,
+      executor,
       keyVault: await FileKeyVault.open(dataDir),
       jwtKeys: await fileKeySet(dataDir),
+      usage,
       // This process holds the data directory: work recorded by any other instance was left by a dead one.
       exclusiveInstanceId: newToken(),
     };
@@ -128,7 +129,6 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
         setTimeout(() => server.closeAllConnections(), 2000).unref();
       });
     });
-    stops.push(async () => managementClient.destroy());
 
     const { port } = server.address() as AddressInfo;
     const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;

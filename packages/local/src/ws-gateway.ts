@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Logger } from "@hoist/core/logger";
+import type { Broadcaster, PostResult } from "@hoist/core/ports";
 import type { WsEvent, WsResult } from "@hoist/core/realtime/ws-handler";
 import { type WebSocket, WebSocketServer } from "ws";
 
@@ -31,8 +32,10 @@ interface Connection {
 /**
  * The embedded stand-in for an API Gateway WebSocket API: sockets on `/ws`
  * become `$connect` / `$default` / `$disconnect` events for the same handler
- * the Lambda runs, and a loopback-only management endpoint serves
- * `POST/GET/DELETE /@connections/{id}`, so the AWS SDK adapter posts to it unchanged.
+ * the Lambda runs. The runtime posts to its sockets in process
+ * (`broadcaster`); a loopback-only management endpoint (`listenManagement`)
+ * also serves `POST/GET/DELETE /@connections/{id}`, so the AWS SDK adapter
+ * is tested against it unchanged.
  */
 export class WsGateway {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
@@ -100,6 +103,24 @@ export class WsGateway {
       await new Promise<void>((resolve) => management.close(() => resolve()));
     }
   }
+
+  /**
+   * The Broadcaster port in process: what `POST` and `DELETE /@connections/{id}`
+   * do, without HTTP and request signing in between (the runtime's own sockets).
+   */
+  readonly broadcaster: Broadcaster = {
+    post: async (connectionId: string, message: unknown): Promise<PostResult> => {
+      const connection = this.connections.get(connectionId);
+      if (!connection || connection.socket.readyState !== connection.socket.OPEN) return "gone";
+      const data = Buffer.from(JSON.stringify(message));
+      if (data.length > MAX_MESSAGE_BYTES) throw new Error(`Message too long (${data.length} bytes)`);
+      await sendTo(connection, data);
+      return "sent";
+    },
+    close: async (connectionId: string): Promise<void> => {
+      this.connections.get(connectionId)?.socket.close(1000, "Closed by the server");
+    },
+  };
 
   private async connect(req: IncomingMessage, url: URL, socket: Duplex, head: Buffer): Promise<void> {
     const connectionId = randomBytes(12).toString("base64url");
@@ -217,10 +238,7 @@ export class WsGateway {
           }
           chunks.push(chunk as Buffer);
         }
-        const data = Buffer.concat(chunks);
-        await new Promise<void>((resolve, reject) =>
-          connection.socket.send(data, { binary: false }, (err) => (err ? reject(err) : resolve())),
-        ).catch(() => undefined);
+        await sendTo(connection, Buffer.concat(chunks));
         return void res.writeHead(200).end();
       }
       case "GET":
@@ -292,4 +310,9 @@ function flatHeaders(req: IncomingMessage): Record<string, string> {
   return Object.fromEntries(
     Object.entries(req.headers).flatMap(([k, v]) => (v === undefined ? [] : [[k, Array.isArray(v) ? v.join(",") : v]])),
   );
+}
+
+/** A text frame to the socket; a socket that failed meanwhile is the closing handler's business. */
+function sendTo(connection: Connection, data: Buffer): Promise<void> {
+  return new Promise<void>((resolve) => connection.socket.send(data, { binary: false }, () => resolve()));
 }

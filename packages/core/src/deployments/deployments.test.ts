@@ -46,7 +46,7 @@ beforeAll(async () => {
     HOIST_STATUS_SWEEP_SECONDS: "0",
     HOIST_DEPLOY_LEASE_SECONDS: "2",
     HOIST_DEPLOY_TIMEOUT_SECONDS: "4",
-    HOIST_DEPLOY_LOG_MAX_LINES: "3000",
+    HOIST_DEPLOY_LOG_MAX_BYTES: String(64 * 1024),
     HOIST_GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
   });
   workers = await startWorkers(t.deps);
@@ -305,12 +305,26 @@ describe("deployments", () => {
     const out = lines.filter((l) => l.stream === "stdout").map((l) => l.line);
     expect(out).toEqual(Array.from({ length: 2500 }, (_, i) => `line ${i + 1}`));
 
-    const flood = await makeApp("flood", 'i=1; while [ $i -le 4000 ]; do echo "x $i"; i=$((i+1)); done');
+    // 4000 lines of 40 bytes against a 64 KiB cap: the first ~1600 are stored, then a marker; the run is not cut short.
+    const flood = await makeApp(
+      "flood",
+      "i=1; while [ $i -le 4000 ]; do printf 'x %05d %032d\\n' $i 0; i=$((i+1)); done",
+    );
     const fid = await deploy(flood.id);
-    await finished(fid, 30_000);
+    expect((await finished(fid, 30_000)).status).toBe("succeeded");
     const flooded = await allLines(fid);
-    expect(flooded).toHaveLength(3000);
-    expect(flooded.at(-1)?.line).toMatch(/log truncated/);
+    const marker = flooded.findIndex((l) => l.line.startsWith("[log truncated"));
+    const kept = flooded.slice(0, marker).filter((l) => l.stream === "stdout");
+    expect(kept.map((l) => l.line)).toEqual(
+      kept.map((_, i) => `x ${String(i + 1).padStart(5, "0")} ${"0".repeat(32)}`),
+    );
+    expect(kept.length).toBeGreaterThan(1400);
+    expect(kept.length).toBeLessThan(1700);
+    expect(flooded.at(-2)?.line).toMatch(/^Done: exit code 0/);
+    expect(flooded.at(-1)?.line).toMatch(
+      /^\[\d+ lines .* past the stored-log cap were streamed live but not stored\]$/,
+    );
+    expect(flooded.at(-1)?.seq).toBeGreaterThan(4000);
   });
 
   it("honours Idempotency-Key and keeps tenants apart", async () => {

@@ -80,11 +80,6 @@ export type QueuedItem = Key & {
   gsi1pk: string;
   gsi1sk: string;
 };
-export const logKey = (deploymentId: string, seq: number): Key => ({
-  pk: `DEP#${deploymentId}`,
-  sk: `LOG#${String(seq).padStart(10, "0")}`,
-});
-export const logSk = (seq: number) => `LOG#${String(seq).padStart(10, "0")}`;
 export const sortOf = (queuedAt: number, id: string) => `${pad(queuedAt)}#${id}`;
 
 export const toDeployment = (d: DeploymentItem): Deployment => ({
@@ -104,5 +99,3 @@ export const toDeployment = (d: DeploymentItem): Deployment => ({
   error: d.error,
   redeployOf: d.redeployOf,
 });
-
-export type LogItem = Key & LogLine & { entity: "log-line"; expiresAt?: number };

@@ -8,7 +8,8 @@ import { bearer, jsonContent, PageQuery, pageOf, problems } from "../http/openap
 import { validationHook } from "../http/problem.ts";
 import { getUsage, monthOf } from "../usage/service.ts";
 import { toDeployment } from "./entity.ts";
-import { cancelDeployment, deployApp, getDeploymentItem, listDeployments, readLogs, redeploy } from "./service.ts";
+import { storedLines } from "./log-chunks.ts";
+import { cancelDeployment, deployApp, getDeploymentItem, listDeployments, redeploy } from "./service.ts";
 
 const Status = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
 const DeploymentSchema = z
@@ -118,7 +119,10 @@ export const deploymentRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validatio
     }),
     async (c) => {
       const q = c.req.valid("query");
-      return c.json(await readLogs(c.var.deps, c.var.user.id, c.req.valid("param").id, q.after, q.limit), 200);
+      const id = c.req.valid("param").id;
+      await getDeploymentItem(c.var.deps, c.var.user.id, id);
+      const { lines, more } = await storedLines(c.var.deps, id, q.after, q.limit);
+      return c.json({ items: lines, nextCursor: more ? String(lines.at(-1)?.seq) : null }, 200);
     },
   )
   .openapi(

@@ -7,9 +7,10 @@ import { readRemoteHead, runAppCommand } from "../apps/remote.ts";
 import { recordAudit } from "../audit/service.ts";
 import { ConditionFailedError, errorMessage, ignoreConditionFailed } from "../errors.ts";
 import type { Deps } from "../ports.ts";
+import { settleReplays } from "../realtime/log-fanout.ts";
 import { publish } from "../realtime/publish.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
-import { SshError } from "../servers/ssh.ts";
+import { SshError } from "../servers/ssh-error.ts";
 import { cond } from "../store/store.ts";
 import { recordDeployUsage } from "../usage/service.ts";
 import { type DeploymentItem, type DeploymentStatus, deploymentKey, toDeployment } from "./entity.ts";
@@ -68,7 +69,7 @@ async function execute(deps: Deps, dep: DeploymentItem, lock: AppLockItem): Prom
       error: "The server has no SSH credentials; add a privateKey or password to it, then redeploy",
     };
   const env = await readEnv(deps, app.ownerId, app.id);
-  const log = new LogWriter(deps, dep.id, masker(Object.values(env)), deps.config.deploy.logMaxLines, dep.logLines);
+  const log = new LogWriter(deps, dep.id, masker(Object.values(env)));
   const abort = new AbortController();
   let cancelled = false;
   let lost = false;
@@ -111,6 +112,7 @@ async function execute(deps: Deps, dep: DeploymentItem, lock: AppLockItem): Prom
           timeoutMs: deps.config.deploy.timeoutMs,
           signal: abort.signal,
           onLine: (stream, line) => log.write(stream, line),
+          flow: log,
         });
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
         if (result.exitCode === 0) {
@@ -138,7 +140,7 @@ async function execute(deps: Deps, dep: DeploymentItem, lock: AppLockItem): Prom
     log.write("system", `Failed: ${err.message}`);
     return { status: "failed", exitCode: null, error: err.message };
   } finally {
-    await log.flush().catch((err: unknown) => deps.logger.error("deploy log flush failed", { error: err }));
+    await log.close();
   }
 }
 
@@ -178,6 +180,7 @@ export async function finish(deps: Deps, dep: DeploymentItem, outcome: Outcome):
         }),
     ],
     ["announce", () => announce(deps, ended)],
+    ["log replays", () => settleReplays(deps, dep.id)],
     ["supersede", () => supersedeAllButNewest(deps, dep.appId)],
     [
       "lifecycle",

@@ -1,6 +1,7 @@
+import type { LogLine } from "../deployments/entity.ts";
 import type { Deps } from "../ports.ts";
 import type { Key } from "../store/store.ts";
-import { cond, queryAll } from "../store/store.ts";
+import { queryAll } from "../store/store.ts";
 import { connectionKey } from "./entity.ts";
 
 /** A connection's subscription to a channel: on the connection's partition, indexed by channel (gsi1). */
@@ -16,17 +17,26 @@ export type SubscriptionItem = Key & {
   channel: string;
   userId: string;
   expiresAt: number;
-  /** Deployment channels: the last log seq sent to this connection, while replaying. */
+  /** Deployment channels: the last log seq sent to this connection (realtime/log-fanout.ts). */
   sentUpTo?: number;
-  /** Replay done: the publisher sends every new line without claiming. */
+  /** Deployment channels: the replay is done and waits for the deploy worker to take over. */
+  ready?: boolean;
+  /** Every new message goes to it (deployment channels: once taken over, or once the run's log is complete). */
   live?: boolean;
+  /** When this subscription was made (a re-subscribe on the same connection is a new one). */
+  subscribedAt?: number;
   gsi1pk: string;
   gsi1sk: string;
 };
 
-/** API Gateway refuses WebSocket messages over 128 KB; stay well under it. */
-export const MAX_MESSAGE_BYTES = 120 * 1024;
-const CONCURRENCY = 16;
+/**
+ * API Gateway takes WebSocket messages of up to 128 KB in frames of 32 KB:
+ * log messages stay within one frame (a single line longer than that travels
+ * alone, still far under the message limit).
+ */
+export const MAX_MESSAGE_BYTES = 32 * 1024;
+/** Connections posted to at once by one fan-out. */
+const CONCURRENCY = 32;
 
 /** Every subscriber of a channel (a Query on the channel index, never a Scan). */
 export async function subscribers(deps: Pick<Deps, "store">, channel: string): Promise<SubscriptionItem[]> {
@@ -50,80 +60,51 @@ export async function publish(
   deps: Pick<Deps, "store" | "broadcaster" | "logger">,
   channel: string,
   messages: unknown[],
-  forSubscriber?: (sub: SubscriptionItem) => Promise<unknown[]>,
 ): Promise<void> {
   if (messages.length === 0) return;
-  const targets = await subscribers(deps, channel);
+  await forEachBounded(deps, await subscribers(deps, channel), async (sub) => {
+    for (const message of messages) {
+      if ((await deps.broadcaster.post(sub.connectionId, message)) === "gone") {
+        await dropConnection(deps, sub.connectionId);
+        return;
+      }
+    }
+  });
+}
+
+/**
+ * Runs `post` for every connection, {@link CONCURRENCY} at a time, so one
+ * slow or dead connection never delays the others; a failure is logged and
+ * stays with its connection.
+ */
+export async function forEachBounded<T extends string | { connectionId: string }>(
+  deps: Pick<Deps, "logger">,
+  targets: T[],
+  post: (target: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     for (let i = next++; i < targets.length; i = next++) {
-      const sub = targets[i] as SubscriptionItem;
-      try {
-        for (const message of forSubscriber ? await forSubscriber(sub) : messages) {
-          if ((await deps.broadcaster.post(sub.connectionId, message)) === "gone") {
-            await dropConnection(deps, sub.connectionId);
-            break;
-          }
-        }
-      } catch (err) {
-        deps.logger.warn("websocket post failed", { connectionId: sub.connectionId, channel, error: err });
-      }
+      const target = targets[i] as T;
+      await post(target).catch((err: unknown) =>
+        deps.logger.warn("websocket post failed", {
+          connectionId: typeof target === "string" ? target : target.connectionId,
+          error: err,
+        }),
+      );
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, targets.length) }, worker));
 }
 
-type Line = { seq: number; ts: number; stream: string; line: string };
-
-/**
- * Publishes a flush of log lines to `deployment:<id>`. A subscriber still
- * replaying its backlog gets only the lines right after what it was sent
- * (claimed on its subscription), or none, leaving them to its replay, which
- * reads them from the table; a live subscriber gets all of them.
- */
-export async function publishLines(
-  deps: Pick<Deps, "store" | "broadcaster" | "logger">,
-  deploymentId: string,
-  lines: Line[],
-) {
-  const first = lines[0]?.seq ?? 0;
-  const last = lines.at(-1)?.seq ?? 0;
-  await publish(deps, `deployment:${deploymentId}`, logMessages(deploymentId, lines), async (indexed) => {
-    // The channel index is eventually consistent: once live, a subscription stays live with its
-    // final sentUpTo, but a replaying one is read again from the table before deciding.
-    const sub = indexed.live
-      ? indexed
-      : await deps.store.get<SubscriptionItem>(subscriptionKey(indexed.connectionId, indexed.channel));
-    if (!sub) return [];
-    const sent = sub.sentUpTo ?? 0;
-    if (sub.live)
-      return logMessages(
-        deploymentId,
-        lines.filter((l) => l.seq > sent),
-      );
-    if (sent < first - 1 || sent >= last) return [];
-    try {
-      await deps.store.update(subscriptionKey(sub.connectionId, sub.channel), {
-        set: { sentUpTo: last },
-        condition: cond.eq("sentUpTo", sent),
-      });
-    } catch {
-      return []; // the replay moved on meanwhile and will read these from the table
-    }
-    return logMessages(
-      deploymentId,
-      lines.filter((l) => l.seq > sent),
-    );
-  });
-}
-
-/** Splits log lines into `log` messages that each stay under the WebSocket message limit. */
-export function logMessages(deploymentId: string, lines: { seq: number; ts: number; stream: string; line: string }[]) {
-  const messages: { type: "log"; deploymentId: string; lines: typeof lines }[] = [];
-  let batch: typeof lines = [];
+/** Splits log lines into `log` messages that each fit one WebSocket frame (see {@link MAX_MESSAGE_BYTES}). */
+export function logMessages(deploymentId: string, lines: LogLine[]) {
+  const messages: { type: "log"; deploymentId: string; lines: LogLine[] }[] = [];
+  let batch: LogLine[] = [];
   let size = 0;
   for (const line of lines) {
-    const bytes = Buffer.byteLength(line.line) + 80;
+    // JSON escaping can grow a line up to sixfold (control characters): measure the line as it will travel.
+    const bytes = Buffer.byteLength(JSON.stringify(line.line)) + 64;
     if (batch.length > 0 && size + bytes > MAX_MESSAGE_BYTES) {
       messages.push({ type: "log", deploymentId, lines: batch });
       batch = [];
