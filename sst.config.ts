@@ -1,6 +1,6 @@
 import type { SSTConfig } from "sst";
 import { Stack } from "sst/constructs";
-import { lambdaEsbuild } from "./infra/esbuild.ts";
+import { lambdaNodejs } from "./infra/esbuild.ts";
 import { suppressSstCustomResourceHandler } from "./infra/nag.ts";
 import { PRODUCTION_STAGE } from "./infra/stage.ts";
 import { Api } from "./stacks/Api.ts";
@@ -19,7 +19,7 @@ export default {
       architecture: "arm_64",
       // X-Ray needs `xray:Put*` on "*"; logs are enough for now.
       tracing: "disabled",
-      nodejs: { format: "esm", esbuild: lambdaEsbuild },
+      nodejs: lambdaNodejs,
       environment: { HOIST_STAGE: app.stage },
     });
     // Dev and preview stages leave nothing behind on `sst remove`; prod keeps

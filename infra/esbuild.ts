@@ -1,4 +1,4 @@
-/** The part of esbuild's plugin API used here, so one plugin fits both SST's esbuild and the bench's. */
+/** The part of esbuild's plugin API used here, so one plugin fits SST's esbuild (0.18) and the repository's. */
 interface PluginBuild {
   onResolve(
     options: { filter: RegExp },
@@ -22,10 +22,31 @@ export const zodEnglishOnly = {
 };
 
 /**
- * The esbuild options every Lambda is bundled with (sst.config.ts, and the
- * bench that measures the bundles). ssh2's optional native speed-ups
- * (`sshcrypto.node`, `cpu-features`) are loaded in try/catch and are not
- * built here (install scripts off), so they stay out and ssh2 uses its
- * pure-JS crypto.
+ * The esbuild options every Lambda is bundled with, on top of SST's own
+ * (sst.config.ts through `lambdaNodejs`, and the bench that measures the
+ * bundles). ssh2's optional native speed-ups (`sshcrypto.node`,
+ * `cpu-features`) are loaded in try/catch and are not built here (install
+ * scripts off), so they stay out and ssh2 uses its pure-JS crypto. The target
+ * is the runtime the stacks deploy (SST's default is esnext).
  */
-export const lambdaEsbuild = { plugins: [zodEnglishOnly], external: ["cpu-features", "*.node"] };
+export const lambdaEsbuild = {
+  plugins: [zodEnglishOnly],
+  external: ["cpu-features", "*.node"],
+  target: "node22",
+};
+
+/**
+ * SST v2 `nodejs` props of every function: ESM, minified (SST's default is
+ * unminified) and split: what a function reaches only through `import()` is a
+ * chunk loaded on first use (the AWS SDK's credential providers other than
+ * the environment's, the SSM client where no secret is fetched, the http
+ * function's ssh2 executor). A chunk that the entry also reaches through
+ * static imports is loaded with it: esbuild follows files, not used exports.
+ * SST then emits a source map per chunk and moves only one out of the code.
+ */
+export const lambdaNodejs = {
+  format: "esm",
+  minify: true,
+  splitting: true,
+  esbuild: lambdaEsbuild,
+} as const;

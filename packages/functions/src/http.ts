@@ -1,13 +1,25 @@
 import { createApp } from "@hoist/core/http/app";
 import { handle } from "hono/aws-lambda";
 import { awsDeps } from "./aws-deps.ts";
-import { ssh2Executor } from "./ports/executor.ts";
 import { kmsKeyVault } from "./ports/key-vault.ts";
+import { lazySsh2Executor } from "./ports/lazy-executor.ts";
 import { sqsQueue } from "./ports/queue.ts";
 import { eventBridgeScheduler } from "./ports/scheduler.ts";
 
-export const handler = handle(
-  createApp(
-    await awsDeps({ queue: sqsQueue, scheduler: eventBridgeScheduler, keyVault: kmsKeyVault, executor: ssh2Executor }),
-  ),
-);
+const deps = await awsDeps({
+  queue: sqsQueue,
+  scheduler: eventBridgeScheduler,
+  keyVault: kmsKeyVault,
+  // SSH only for the server status check: the ssh2 executor is loaded on first use.
+  executor: lazySsh2Executor,
+});
+const app = handle(createApp(deps));
+
+/** The Hono app; the requests it counted for `GET /api/usage` are written before Lambda may freeze the instance. */
+export const handler: typeof app = async (event, context) => {
+  try {
+    return await app(event, context);
+  } finally {
+    await deps.usage.flush();
+  }
+};

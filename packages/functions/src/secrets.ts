@@ -1,4 +1,4 @@
-import { GetParametersCommand, SSMClient } from "@aws-sdk/client-ssm";
+import type { SSMClient } from "@aws-sdk/client-ssm";
 
 const FETCH = "__FETCH_FROM_SSM__";
 
@@ -7,12 +7,13 @@ const FETCH = "__FETCH_FROM_SSM__";
  * to the value (prefetched) or to a marker meaning "read it from SSM at
  * `<SST_SSM_PREFIX>Secret/<NAME>/value`, else the app-wide fallback". This is
  * what `sst/node/config` does, without bundling its older AWS SDK copy.
- * Unbound names are simply absent.
+ * Unbound names are simply absent. The SSM client is loaded only when a
+ * secret is to be fetched (its own chunk: the worker functions bind none).
  */
 export async function loadSecrets(
   names: string[],
   env: Record<string, string | undefined> = process.env,
-  client: Pick<SSMClient, "send"> = new SSMClient({}),
+  client?: Pick<SSMClient, "send">,
 ): Promise<Record<string, string | undefined>> {
   const values: Record<string, string | undefined> = {};
   const fetch: string[] = [];
@@ -22,6 +23,8 @@ export async function loadSecrets(
     else values[name] = value;
   }
   if (fetch.length === 0) return values;
+  const { GetParametersCommand, SSMClient } = await import("./ssm.ts");
+  const ssm = client ?? new SSMClient({});
 
   const paths = {
     stage: (n: string) => `${env.SST_SSM_PREFIX ?? ""}Secret/${n}/value`,
@@ -30,7 +33,7 @@ export async function loadSecrets(
   for (const path of [paths.stage, paths.fallback]) {
     const wanted = fetch.filter((n) => values[n] === undefined);
     if (wanted.length === 0) break;
-    const out = await client.send(new GetParametersCommand({ Names: wanted.map(path), WithDecryption: true }));
+    const out = await ssm.send(new GetParametersCommand({ Names: wanted.map(path), WithDecryption: true }));
     for (const p of out.Parameters ?? []) {
       const name = wanted.find((n) => path(n) === p.Name);
       if (name) values[name] = p.Value;

@@ -12,7 +12,7 @@ import {
 import type { Deps, Job, ScheduledEvent } from "../ports.ts";
 import { publish } from "../realtime/publish.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
-import { SshError } from "../servers/ssh.ts";
+import { SshError } from "../servers/ssh-error.ts";
 import { cond } from "../store/store.ts";
 import { recordRunningMinutes } from "../usage/service.ts";
 import { type AppItem, type AppStatus, appKey, commandsOf } from "./entity.ts";

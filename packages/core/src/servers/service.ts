@@ -30,7 +30,7 @@ export interface ServerInput {
 async function sealCredentials(deps: Pick<Deps, "keyVault">, ownerId: string, input: Partial<ServerInput>) {
   const creds: Credentials = {};
   if (input.privateKey) {
-    parsePrivateKey(input.privateKey, input.passphrase);
+    await parsePrivateKey(input.privateKey, input.passphrase);
     creds.privateKey = input.privateKey;
     if (input.passphrase) creds.passphrase = input.passphrase;
   }

@@ -1,14 +1,19 @@
-import ssh2 from "ssh2";
 import { recordAudit } from "../audit/service.ts";
 import { ConflictError, ValidationError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
 import { cond, queryAll } from "../store/store.ts";
 import { type Credentials, type ServerItem, SWEEP_SHARDS, serverKey, sweepShardPk } from "./entity.ts";
-import { SshError, type SshTarget } from "./ssh.ts";
+import type { SshTarget } from "./ssh.ts";
+import { SshError } from "./ssh-error.ts";
 
-/** Validates a private key (and its passphrase) before it is stored. */
-export function parsePrivateKey(privateKey: string, passphrase?: string): void {
-  const parsed = ssh2.utils.parseKey(privateKey, passphrase);
+/**
+ * Validates a private key (and its passphrase) before it is stored, with
+ * ssh2's key parser alone (`ssh2.utils.parseKey`), loaded on first use: the
+ * http Lambda does not carry ssh2's client, ciphers and key exchange.
+ */
+export async function parsePrivateKey(privateKey: string, passphrase?: string): Promise<void> {
+  const { default: keyParser } = await import("ssh2/lib/protocol/keyParser.js");
+  const parsed = keyParser.parseKey(privateKey, passphrase);
   if (parsed instanceof Error || (Array.isArray(parsed) ? parsed.length === 0 : !parsed.isPrivateKey())) {
     const hint =
       parsed instanceof Error && /passphrase|decrypt/i.test(parsed.message) ? " or the passphrase is wrong" : "";

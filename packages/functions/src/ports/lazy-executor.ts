@@ -1,0 +1,28 @@
+import type { Executor } from "@hoist/core/servers/ssh";
+
+/**
+ * The ssh2 executor of ports/executor.ts, loaded on its first command: for
+ * the http function, whose only SSH is the server status check. The dynamic
+ * import is a chunk of its own (`splitting`, infra/esbuild.ts); ssh2 stays in
+ * it, out of the cold start, while nothing the function imports statically
+ * reaches servers/ssh.ts (take `SshError` from servers/ssh-error.ts).
+ */
+export const lazySsh2Executor = (): Executor => {
+  let loaded: Promise<Executor> | undefined;
+  const executor = () => {
+    loaded ??= import("./executor.ts").then(
+      ({ ssh2Executor }) => ssh2Executor(),
+      (err: unknown) => {
+        loaded = undefined; // the next command tries again
+        throw err;
+      },
+    );
+    return loaded;
+  };
+  return {
+    exec: async (target, script, opts) => (await executor()).exec(target, script, opts),
+    close: async () => {
+      if (loaded) await (await loaded).close?.();
+    },
+  };
+};
