@@ -9,7 +9,7 @@
  *     the same concurrency) and the ingest's share of it;
  * (b) push POST sent → the deploy command starts on the target (it records
  *     `date +%s%N`), 30 sequential pushes;
- * (c) log throughput: `seq 1 20000` stored in full, checked line by line.
+ * (Deploy log throughput and memory: the logs suite, scripts/bench/logs.ts.)
  *
  * The target and the bench share this machine, so the bench's clock (Date
  * calibrated to sub-millisecond with performance.now) and `date +%s%N` on the
@@ -275,7 +275,6 @@ const REDELIVERIES = 20;
 const IDLE_PUSHES = 50;
 const START_WARMUP = 2;
 const START_RUNS = 30;
-const LOG_LINES = 20_000;
 
 const examples = createRequire(import.meta.url)("@octokit/webhooks-examples") as { name: string; examples: Json[] }[];
 
@@ -443,28 +442,6 @@ interface StartRun {
   total: number;
 }
 
-interface LogRun {
-  n: number;
-  stored: number;
-  stdout: number;
-  system: number;
-  stderr: number;
-  lost: number;
-  contiguous: boolean;
-  contentOk: boolean;
-  status: string;
-  /** startedAt → finishedAt. */
-  deployMs: number;
-  /** First stdout line received (its ts) → finishedAt (after the last flush was stored). */
-  storeMs: number;
-  /** First → last stdout line received by Hoist. */
-  receiveMs: number;
-  /** startedAt → first stdout line received (SSH connect, .env, sh, seq start). */
-  firstLineMs: number;
-  flushes: number;
-  batchPutMs: Summary;
-}
-
 export const deploys: Suite = {
   name: "deploys",
   description: "signed push → 202, push → deploy command start over loopback SSH, deploy log throughput (20k lines)",
@@ -476,7 +453,6 @@ export const deploys: Suite = {
     let dup: Omit<PushRound, "drainMs"> | undefined;
     let idle: Summary | undefined;
     const starts: StartRun[] = [];
-    let logRun: LogRun | undefined;
     let clock = { offsetMs: Number.NaN, boundMs: Number.NaN };
     const startProblems: string[] = [];
     try {
@@ -580,55 +556,6 @@ export const deploys: Suite = {
           total: commandAt - sentAt,
         });
       }
-
-      // ───────── (c) log throughput ─────────
-      const flood = await b.makeApp("log-flood", `seq 1 ${LOG_LINES}`);
-      const batchPuts: number[] = [];
-      const store = deps.store;
-      const batchPut = store.batchPut.bind(store);
-      store.batchPut = async (items) => {
-        const t0 = performance.now();
-        try {
-          return await batchPut(items);
-        } finally {
-          batchPuts.push(performance.now() - t0);
-        }
-      };
-      ctx.log(`log throughput: \`seq 1 ${LOG_LINES}\`…`);
-      let dep: Deployment;
-      try {
-        const id = (await b.call<{ deployment: { id: string } }>("POST", `/api/apps/${flood.id}/deployments`, {}, 202))
-          .deployment.id;
-        dep = await b.finished(id, 90_000, 50);
-      } finally {
-        store.batchPut = batchPut;
-      }
-      const lines = await b.allLines(dep.id);
-      const out = lines.filter((l) => l.stream === "stdout");
-      const seen = new Set(out.map((l) => l.line));
-      let lost = 0;
-      for (let i = 1; i <= LOG_LINES; i++) if (!seen.has(String(i))) lost++;
-      const first = out[0]?.ts ?? Number.NaN;
-      const last = out.at(-1)?.ts ?? Number.NaN;
-      const startedAt = dep.startedAt ?? Number.NaN;
-      const finishedAt = dep.finishedAt ?? Number.NaN;
-      logRun = {
-        n: LOG_LINES,
-        stored: lines.length,
-        stdout: out.length,
-        system: lines.filter((l) => l.stream === "system").length,
-        stderr: lines.filter((l) => l.stream === "stderr").length,
-        lost,
-        contiguous: lines.every((l, i) => l.seq === i + 1),
-        contentOk: out.length === LOG_LINES && out.every((l, i) => l.line === String(i + 1)),
-        status: dep.status,
-        deployMs: finishedAt - startedAt,
-        storeMs: finishedAt - first,
-        receiveMs: last - first,
-        firstLineMs: first - startedAt,
-        flushes: batchPuts.length,
-        batchPutMs: summarize(batchPuts),
-      };
     } finally {
       ctx.log("stopping the SSH server and the runtime…");
       await bench?.stop();
@@ -725,42 +652,8 @@ export const deploys: Suite = {
         ...startProblems.map((p) => `! ${p}`),
       ],
     };
-    const l = logRun;
-    const logTable: Table = {
-      title: `deploys (c) — deploy log throughput: \`seq 1 ${LOG_LINES}\` over loopback SSH, HOIST_DEPLOY_LOG_MAX_LINES=50000`,
-      columns: ["figure", "value"],
-      rows: l
-        ? [
-            ["status", l.status],
-            ["lines stored (stdout + system + stderr)", `${l.stored} (${l.stdout} + ${l.system} + ${l.stderr})`],
-            ["seq 1..stored contiguous", l.contiguous ? "yes" : "NO"],
-            ["stdout equals 1..N in order", l.contentOk ? "yes" : "NO"],
-            ["lost", l.lost],
-            ["lines/s stored (first line received → finishedAt)", (l.n / (l.storeMs / 1000)).toFixed(0)],
-            ["first → last line read by Hoist (line ts) ms", ms(l.receiveMs)],
-            ["startedAt → first line received ms", ms(l.firstLineMs)],
-            ["first line received → finishedAt ms", ms(l.storeMs)],
-            ["startedAt → finishedAt ms", ms(l.deployMs)],
-            [
-              "flushes (batchPut calls)",
-              `${l.flushes} (~${(l.stored / Math.max(1, l.flushes)).toFixed(0)} lines each)`,
-            ],
-            ["ms per flush (first line → finishedAt ÷ flushes)", ms(l.storeMs / Math.max(1, l.flushes))],
-            [
-              "  of which batchPut (2 × BatchWriteItem) p50 / p95 / max ms",
-              `${ms(l.batchPutMs.p50)} / ${ms(l.batchPutMs.p95)} / ${ms(l.batchPutMs.max)}`,
-            ],
-          ]
-        : [],
-      align: ["l", "r"],
-      notes: [
-        "LogWriter (log-writer.ts) flushes every 50 lines or 100 ms, one flush at a time: BatchWriteItem ×2 (25 items each), an UpdateItem",
-        "(logLines) and publishLines (a subscriber query) per flush, so storing is bounded by flushes/s × 50, not by SSH.",
-        "Line ts = when Hoist read the line (ms resolution); finishedAt is set after the last flush was stored.",
-      ],
-    };
     return {
-      tables: [pushTable, startTable, logTable],
+      tables: [pushTable, startTable],
       data: {
         loadAverage: load,
         push: rounds,
@@ -769,7 +662,6 @@ export const deploys: Suite = {
         idle,
         redelivery: dup,
         start: { runs: starts, clock },
-        log: logRun,
       },
     };
   },
