@@ -343,32 +343,30 @@ interface PushRound {
   drainMs: number;
 }
 
-/** Posts every delivery, `concurrency` at a time; counts answers other than 202 with `want`. */
-async function pushRound(
-  url: string,
+/**
+ * Runs `attempt(i)` for i in 0..requests-1, `concurrency` at a time (a closed loop); an attempt that
+ * answers a string (or throws) counts as that problem instead of a latency.
+ */
+async function closedLoop(
   label: string,
-  deliveries: Delivery[],
+  requests: number,
   concurrency: number,
-  want: string,
+  attempt: (i: number) => Promise<string | undefined>,
 ): Promise<Omit<PushRound, "drainMs">> {
   const latencies: number[] = [];
   const problems: Record<string, number> = {};
   let next = 0;
   const worker = async () => {
-    for (let i = next++; i < deliveries.length; i = next++) {
+    for (let i = next++; i < requests; i = next++) {
       const t0 = performance.now();
+      let problem: string | undefined;
       try {
-        const a = await postDelivery(url, deliveries[i] as Delivery);
-        const took = performance.now() - t0;
-        if (a.status === 202 && a.reply.status === want) latencies.push(took);
-        else {
-          const key = `HTTP ${a.status} ${a.reply.status ?? "?"}`;
-          problems[key] = (problems[key] ?? 0) + 1;
-        }
+        problem = await attempt(i);
       } catch (err) {
-        const key = err instanceof Error ? err.message : String(err);
-        problems[key] = (problems[key] ?? 0) + 1;
+        problem = err instanceof Error ? err.message : String(err);
       }
+      if (problem === undefined) latencies.push(performance.now() - t0);
+      else problems[problem] = (problems[problem] ?? 0) + 1;
     }
   };
   const t0 = performance.now();
@@ -376,7 +374,7 @@ async function pushRound(
   const elapsedMs = performance.now() - t0;
   return {
     label,
-    requests: deliveries.length,
+    requests,
     concurrency,
     ok: latencies.length,
     problems,
@@ -386,47 +384,37 @@ async function pushRound(
   };
 }
 
+/** Posts every delivery, `concurrency` at a time; counts answers other than 202 with `want`. */
+function pushRound(
+  url: string,
+  label: string,
+  deliveries: Delivery[],
+  concurrency: number,
+  want: string,
+): Promise<Omit<PushRound, "drainMs">> {
+  return closedLoop(label, deliveries.length, concurrency, async (i) => {
+    const a = await postDelivery(url, deliveries[i] as Delivery);
+    return a.status === 202 && a.reply.status === want ? undefined : `HTTP ${a.status} ${a.reply.status ?? "?"}`;
+  });
+}
+
 /**
  * DynamoDB Local's own rate for the write an ingest is built around: a plain TransactWriteItems of three small
  * puts, each conditional on attribute_not_exists, through the runtime's Store (its DocumentClient, in this
  * process), `concurrency` at a time. The ingest rows divided by this say how close Hoist gets to the database.
  */
-async function floorRound(store: Store, requests: number, concurrency: number): Promise<Omit<PushRound, "drainMs">> {
-  const latencies: number[] = [];
-  const problems: Record<string, number> = {};
+function floorRound(store: Store, requests: number, concurrency: number): Promise<Omit<PushRound, "drainMs">> {
   const run = randomBytes(4).toString("hex");
   const expiresAt = Math.floor(Date.now() / 1000) + 3600;
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < requests; i = next++) {
-      const t0 = performance.now();
-      try {
-        await store.transact(
-          [0, 1, 2].map((k) => ({
-            put: { pk: `BENCHFLOOR#${run}#${i}#${k}`, sk: "FLOOR", entity: "bench-floor", n: i, expiresAt },
-            condition: cond.attrNotExists("pk"),
-          })),
-        );
-        latencies.push(performance.now() - t0);
-      } catch (err) {
-        const key = err instanceof Error ? err.name : String(err);
-        problems[key] = (problems[key] ?? 0) + 1;
-      }
-    }
-  };
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  const elapsedMs = performance.now() - t0;
-  return {
-    label: "raw floor: TransactWriteItems, 3 conditional puts",
-    requests,
-    concurrency,
-    ok: latencies.length,
-    problems,
-    elapsedMs,
-    rps: latencies.length / (elapsedMs / 1000),
-    latency: summarize(latencies),
-  };
+  return closedLoop("raw floor: TransactWriteItems, 3 conditional puts", requests, concurrency, async (i) => {
+    await store.transact(
+      [0, 1, 2].map((k) => ({
+        put: { pk: `BENCHFLOOR#${run}#${i}#${k}`, sk: "FLOOR", entity: "bench-floor", n: i, expiresAt },
+        condition: cond.attrNotExists("pk"),
+      })),
+    );
+    return undefined;
+  });
 }
 
 interface StartRun {

@@ -1,7 +1,8 @@
 import { createServer, connect as netConnect, type Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { sshFailure } from "../testing/ssh-failure.ts";
 import { startTestSshServer, type TestSshServer } from "../testing/ssh-server.ts";
-import { type ExecOptions, Ssh2Executor, type Ssh2ExecutorOptions, SshError, type SshTarget } from "./ssh.ts";
+import { type ExecOptions, Ssh2Executor, type Ssh2ExecutorOptions, type SshTarget } from "./ssh.ts";
 
 const OPTS: ExecOptions = { timeoutMs: 10_000, connectTimeoutMs: 2000 };
 let server: TestSshServer;
@@ -46,17 +47,6 @@ function target(over: Partial<SshTarget> = {}): SshTarget {
     hostKeyFingerprint: server.hostKeyFingerprint,
     ...over,
   };
-}
-
-async function failure(promise: Promise<unknown>): Promise<SshError> {
-  const err = await promise.then(
-    () => {
-      throw new Error("expected the exec to fail");
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(SshError);
-  return err as SshError;
 }
 
 describe("warm connections (idleMs > 0)", () => {
@@ -139,7 +129,7 @@ describe("warm connections (idleMs > 0)", () => {
       ...OPTS,
       onLine: (_s, line) => line === "started" && relay.closeAll(),
     });
-    const err = await failure(running);
+    const err = await sshFailure(running);
     expect(err.kind).toBe("protocol");
     expect(err.message).toMatch(
       new RegExp(
@@ -156,7 +146,7 @@ describe("warm connections (idleMs > 0)", () => {
     await executor.exec(target(), "true", OPTS);
     const pinned = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     const before = server.commands.length;
-    const err = await failure(executor.exec(target({ hostKeyFingerprint: pinned }), "touch ran", OPTS));
+    const err = await sshFailure(executor.exec(target({ hostKeyFingerprint: pinned }), "touch ran", OPTS));
     expect(err.kind).toBe("host-key");
     expect(err.message).toContain(`expected ${pinned}, got ${server.hostKeyFingerprint}`);
     expect(server.commands.length).toBe(before);
@@ -181,7 +171,7 @@ describe("warm connections (idleMs > 0)", () => {
       onLine: (_s, line) => line === "started" && controller.abort(),
     });
     const survivor = executor.exec(target(), "sleep 1; echo survived", OPTS);
-    const err = await failure(victim);
+    const err = await sshFailure(victim);
     expect(err).toMatchObject({ kind: "aborted", message: "The command was cancelled and killed" });
     expect(server.signals.slice(signalsBefore)).toEqual(["TERM"]);
     expect(await survivor).toMatchObject({ exitCode: 0, stdoutTail: ["survived"] });
@@ -195,7 +185,7 @@ describe("warm connections (idleMs > 0)", () => {
     const { executor } = warm();
     const slow = executor.exec(target(), "sleep 30", { ...OPTS, timeoutMs: 300 });
     const quick = executor.exec(target(), "sleep 0.6; echo fine", OPTS);
-    expect((await failure(slow)).kind).toBe("command-timeout");
+    expect((await sshFailure(slow)).kind).toBe("command-timeout");
     expect((await quick).stdoutTail).toEqual(["fine"]);
     expect(relay.accepted()).toBe(1);
   });

@@ -6,11 +6,12 @@ import { join } from "node:path";
 import ssh2 from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testClient } from "../testing/http.ts";
+import { sshFailure } from "../testing/ssh-failure.ts";
 import { ed25519KeyPair, startTestSshServer, type TestSshServer } from "../testing/ssh-server.ts";
 import { serverKey } from "./entity.ts";
 import type { NetworkPolicy } from "./networks.ts";
 import { buildScript, CWD_MISSING_EXIT, CWD_MISSING_MARKER, writeFileScript } from "./shell.ts";
-import { type ExecOptions, LINE_TRUNCATED_MARKER, Ssh2Executor, SshError, type SshTarget } from "./ssh.ts";
+import { type ExecOptions, LINE_TRUNCATED_MARKER, Ssh2Executor, type SshTarget } from "./ssh.ts";
 
 const executor = new Ssh2Executor();
 const OPTS: ExecOptions = { timeoutMs: 5000, connectTimeoutMs: 2000 };
@@ -38,18 +39,6 @@ async function run(script: string, opts: Partial<ExecOptions> = {}, t: SshTarget
   const lines: [string, string][] = [];
   const result = await ex.exec(t, script, { ...OPTS, onLine: (s, l) => lines.push([s, l]), ...opts });
   return { ...result, lines };
-}
-
-/** The error an exec fails with (and that it fails). */
-async function failure(promise: Promise<unknown>): Promise<SshError> {
-  const err = await promise.then(
-    () => {
-      throw new Error("expected the exec to fail");
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(SshError);
-  return err as SshError;
 }
 
 async function freePort(): Promise<number> {
@@ -163,7 +152,7 @@ describe("Ssh2Executor against a real SSH server", () => {
     it("refuses a key that does not match the pin, before authenticating or running anything", async () => {
       const pinned = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
       const before = server.commands.length;
-      const err = await failure(run("touch ran", {}, target({ hostKeyFingerprint: pinned })));
+      const err = await sshFailure(run("touch ran", {}, target({ hostKeyFingerprint: pinned })));
       expect(err.kind).toBe("host-key");
       expect(err.message).toContain(`expected ${pinned}, got ${server.hostKeyFingerprint}`);
       expect(err.hostKeyFingerprint).toBe(server.hostKeyFingerprint);
@@ -179,7 +168,7 @@ describe("Ssh2Executor against a real SSH server", () => {
 
     it("fails clearly with a key the server does not accept", async () => {
       const other = ed25519KeyPair();
-      const err = await failure(run("true", {}, target({ privateKey: other.private })));
+      const err = await sshFailure(run("true", {}, target({ privateKey: other.private })));
       expect(err.kind).toBe("auth");
       expect(err.message).toBe(
         `Authentication failed for user deploy on 127.0.0.1:${server.port} (tried: private key)`,
@@ -188,7 +177,7 @@ describe("Ssh2Executor against a real SSH server", () => {
 
     it("fails clearly with a wrong password, never showing it", async () => {
       const password = "hunter2-wrong";
-      const err = await failure(run("true", {}, target({ privateKey: undefined, password })));
+      const err = await sshFailure(run("true", {}, target({ privateKey: undefined, password })));
       expect(err.kind).toBe("auth");
       expect(err.message).toContain("Authentication failed for user deploy");
       expect(err.message).not.toContain(password);
@@ -204,9 +193,9 @@ describe("Ssh2Executor against a real SSH server", () => {
       try {
         const t = (passphrase?: string) => target({ privateKey: key.private, passphrase }, srv);
         expect((await run("echo ok", {}, t("open sesame"))).stdoutTail).toEqual(["ok"]);
-        const wrong = await failure(run("true", {}, t("wrong")));
+        const wrong = await sshFailure(run("true", {}, t("wrong")));
         expect(wrong).toMatchObject({ kind: "auth", message: "Wrong passphrase for the private key" });
-        const missing = await failure(run("true", {}, t()));
+        const missing = await sshFailure(run("true", {}, t()));
         expect(missing).toMatchObject({
           kind: "auth",
           message: "The private key is encrypted: a passphrase is needed",
@@ -221,12 +210,12 @@ describe("Ssh2Executor against a real SSH server", () => {
   describe("connection failures", () => {
     it("closed port → refused", async () => {
       const port = await freePort();
-      const err = await failure(run("true", {}, target({ port })));
+      const err = await sshFailure(run("true", {}, target({ port })));
       expect(err).toMatchObject({ kind: "refused", message: `Connection refused by 127.0.0.1:${port}` });
     });
 
     it("unknown host → dns", async () => {
-      const err = await failure(run("true", {}, target({ host: "no-such-host.invalid" })));
+      const err = await sshFailure(run("true", {}, target({ host: "no-such-host.invalid" })));
       expect(err).toMatchObject({ kind: "dns", message: "DNS lookup failed for no-such-host.invalid" });
     });
 
@@ -234,7 +223,7 @@ describe("Ssh2Executor against a real SSH server", () => {
       const stalled = await startTestSshServer({ stallHandshake: true });
       try {
         const started = Date.now();
-        const err = await failure(run("true", { connectTimeoutMs: 500 }, target({}, stalled)));
+        const err = await sshFailure(run("true", { connectTimeoutMs: 500 }, target({}, stalled)));
         expect(Date.now() - started).toBeLessThan(1000);
         expect(err.kind).toBe("timeout");
         expect(err.message).toBe(
@@ -249,7 +238,7 @@ describe("Ssh2Executor against a real SSH server", () => {
     it("slow authentication counts against connectTimeoutMs", async () => {
       const slow = await startTestSshServer({ authDelayMs: 2000 });
       try {
-        const err = await failure(run("true", { connectTimeoutMs: 500 }, target({}, slow)));
+        const err = await sshFailure(run("true", { connectTimeoutMs: 500 }, target({}, slow)));
         expect(err.kind).toBe("timeout");
         expect(err.message).toContain("waiting for authentication");
       } finally {
@@ -262,7 +251,7 @@ describe("Ssh2Executor against a real SSH server", () => {
     it("kills a command that outlives timeoutMs (TERM) and says so", async () => {
       const signalsBefore = server.signals.length;
       const started = Date.now();
-      const err = await failure(run("echo started; sleep 30", { timeoutMs: 500 }));
+      const err = await sshFailure(run("echo started; sleep 30", { timeoutMs: 500 }));
       expect(err).toMatchObject({ kind: "command-timeout", message: "Command timed out after 500 ms and was killed" });
       expect(Date.now() - started).toBeLessThan(3000);
       expect(server.signals.slice(signalsBefore)).toEqual(["TERM"]);
@@ -276,14 +265,14 @@ describe("Ssh2Executor against a real SSH server", () => {
         signal: controller.signal,
         onLine: (_s, line) => line === "started" && controller.abort(),
       });
-      const err = await failure(promise);
+      const err = await sshFailure(promise);
       expect(err).toMatchObject({ kind: "aborted", message: "The command was cancelled and killed" });
       await expect.poll(() => server.liveCommands(), { timeout: 2000 }).toEqual([]);
     });
 
     it("refuses at once when already aborted", async () => {
       const before = server.commands.length;
-      const err = await failure(run("true", { signal: AbortSignal.abort() }));
+      const err = await sshFailure(run("true", { signal: AbortSignal.abort() }));
       expect(err.kind).toBe("aborted");
       expect(server.commands.length).toBe(before);
     });
@@ -293,11 +282,11 @@ describe("Ssh2Executor against a real SSH server", () => {
       const quick = new Ssh2Executor({ killGraceMs: 300 });
       try {
         // A bare command: TERM (then KILL) reaches only the shell; its `sleep` survives.
-        await failure(run("sleep 30; echo", { timeoutMs: 300 }, target({}, shellOnly), quick));
+        await sshFailure(run("sleep 30; echo", { timeoutMs: 300 }, target({}, shellOnly), quick));
         expect(shellOnly.signals).toEqual(["TERM", "KILL"]);
         expect(shellOnly.liveCommands()).toHaveLength(1);
         // The same command through buildScript: the trap forwards TERM to the process group.
-        const err = await failure(
+        const err = await sshFailure(
           run(buildScript({ command: "sleep 30; echo" }), { timeoutMs: 300 }, target({}, shellOnly), quick),
         );
         expect(err.kind).toBe("command-timeout");
@@ -343,7 +332,7 @@ describe("network policy: addresses are checked when Hoist connects (SSRF)", () 
   it("refuses a server in a denied network before any TCP connection", async () => {
     const { executor: ex, connects, lookups } = watched(DENY_LOOPBACK);
     const before = server.commands.length;
-    const err = await failure(run("touch ran", {}, target(), ex));
+    const err = await sshFailure(run("touch ran", {}, target(), ex));
     expect(err).toMatchObject({
       kind: "denied",
       status: 403,
@@ -357,7 +346,7 @@ describe("network policy: addresses are checked when Hoist connects (SSRF)", () 
 
   it("refuses a name that resolves into a denied network (localhost), after one lookup", async () => {
     const { executor: ex, connects, lookups } = watched(DENY_LOOPBACK);
-    const err = await failure(run("true", {}, target({ host: "localhost" }), ex));
+    const err = await sshFailure(run("true", {}, target({ host: "localhost" }), ex));
     expect(err.kind).toBe("denied");
     expect(err.message).toMatch(/^localhost resolves to (127\.0\.0\.1|::1), in a network Hoist does not connect to/);
     expect(lookups).toEqual(["localhost"]);
@@ -373,10 +362,10 @@ describe("network policy: addresses are checked when Hoist connects (SSRF)", () 
   it("refuses cloud metadata by default, in any spelling, without DNS or TCP", async () => {
     const { executor: ex, connects, lookups } = watched(undefined, { "metadata.test": [["169.254.169.254"]] });
     for (const host of ["169.254.169.254", "::ffff:169.254.169.254", "::ffff:a9fe:a9fe", "fd00:ec2::254"]) {
-      const err = await failure(run("true", { connectTimeoutMs: 200 }, target({ host }), ex));
+      const err = await sshFailure(run("true", { connectTimeoutMs: 200 }, target({ host }), ex));
       expect(err).toMatchObject({ kind: "denied", message: expect.stringContaining(`${host} is in a network`) });
     }
-    const named = await failure(run("true", {}, target({ host: "metadata.test" }), ex));
+    const named = await sshFailure(run("true", {}, target({ host: "metadata.test" }), ex));
     expect(named.message).toBe(
       `metadata.test resolves to 169.254.169.254, in a network Hoist does not connect to (169.254.0.0/16, ${SUFFIX}`,
     );
@@ -397,7 +386,7 @@ describe("network policy: addresses are checked when Hoist connects (SSRF)", () 
     expect(res.stdoutTail).toEqual(["ok"]);
     expect({ lookups, connects }).toEqual({ lookups: ["rebind.test"], connects: [server.host] });
     // One denied address among several refuses the name: which one a client would pick is not ours to bet on.
-    const mixed = await failure(run("true", {}, target({ host: "mixed.test" }), ex));
+    const mixed = await sshFailure(run("true", {}, target({ host: "mixed.test" }), ex));
     expect(mixed.message).toContain("mixed.test resolves to 169.254.169.254");
     expect(connects).toEqual([server.host]);
   });
@@ -405,7 +394,7 @@ describe("network policy: addresses are checked when Hoist connects (SSRF)", () 
   it("counts DNS against connectTimeoutMs, and a cancel stops the wait", async () => {
     const hang = new Ssh2Executor({ lookup: () => new Promise<LookupAddress[]>(() => {}) });
     const started = Date.now();
-    const err = await failure(run("true", { connectTimeoutMs: 300 }, target({ host: "slow.test" }), hang));
+    const err = await sshFailure(run("true", { connectTimeoutMs: 300 }, target({ host: "slow.test" }), hang));
     expect(err).toMatchObject({
       kind: "timeout",
       message: `Timed out connecting to slow.test:${server.port} after 300 ms (waiting for DNS)`,
@@ -413,7 +402,7 @@ describe("network policy: addresses are checked when Hoist connects (SSRF)", () 
     expect(Date.now() - started).toBeLessThan(1000);
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 50);
-    const aborted = await failure(run("true", { signal: controller.signal }, target({ host: "slow.test" }), hang));
+    const aborted = await sshFailure(run("true", { signal: controller.signal }, target({ host: "slow.test" }), hang));
     expect(aborted.kind).toBe("aborted");
   });
 });
