@@ -322,6 +322,8 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Grace period after SIGTERM before SIGKILL. */
   stopTimeoutMs?: number;
+  /** More environment (e.g. NODE_OPTIONS for a comparison run). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -337,7 +339,7 @@ export async function startHoist(opts: StartOptions = {}): Promise<HoistProcess>
   const started = performance.now();
   const child: ChildProcess = spawn("npm", ["start"], {
     cwd: root,
-    env: userEnv({ PORT: String(port), HOIST_DATA_DIR: dataDir }),
+    env: userEnv({ ...opts.env, PORT: String(port), HOIST_DATA_DIR: dataDir }),
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });
