@@ -263,11 +263,11 @@ async function bigLines(
       ["  Hoist RSS growth while it ran (peak − before)", `${growthMb.toFixed(1)} MB (goal ≤ ${MEMORY_GOAL_MB})`],
       ["  Hoist RSS before / peak", `${mb(baseline)} / ${mb(peak)} MiB`],
       [
-        "output / run ms / MB/s",
+        "  output / run ms / MB/s",
         `${((BIG_LINES * (BIG_LINE_CHARS + 1)) / 1e6).toFixed(0)} MB / ${ms(runMs)} / ${((BIG_LINES * BIG_LINE_CHARS) / 1e3 / runMs).toFixed(1)}`,
       ],
       [
-        "stored: lines of output / marker / last line",
+        "  stored: lines of output / marker / last line",
         `${kept} / ${marker ? `seq ${marker.seq}` : "NONE"} / ${lastPage.at(-1)?.line.slice(0, 90)}`,
       ],
       [
