@@ -215,8 +215,8 @@ export function runCommand(
           },
         });
       };
-      // Only a stderr that never ends is cut short, not one paused for a slow consumer.
-      const completeSoon = () => (throttled ? later(1000, completeSoon) : complete());
+      // Only a stderr that never ends is cut short, not one paused for a slow consumer or still delivering.
+      const completeSoon = () => (throttled || ch.stderr.readableLength > 0 ? later(1000, completeSoon) : complete());
       ch.on("close", () => {
         channelClosed = true;
         if (terminating) {

@@ -217,9 +217,15 @@ function runCommand(command: string, cwd: string, stream: ServerChannel): ChildP
     stream.end();
   });
   child.on("close", (code, signal) => {
-    if (signal) stream.exit(signal.replace(/^SIG/, ""), false, "");
-    else stream.exit(code ?? 255);
-    stream.end();
+    const end = () => {
+      if (signal) stream.exit(signal.replace(/^SIG/, ""), false, "");
+      else stream.exit(code ?? 255);
+      stream.end();
+    };
+    // stderr still waiting for the client's window (a paused reader) goes out first, as sshd sends it:
+    // ending the channel before would drop it.
+    if (stream.stderr.writableLength > 0) stream.stderr.once("drain", end);
+    else end();
   });
   return child;
 }
