@@ -625,17 +625,18 @@ export const deploys: Suite = {
     };
     const startTable: Table = {
       title: `deploys (b) — signed push POST sent → deploy command started on the target (${starts.length} sequential pushes after ${START_WARMUP} warm-up)`,
-      columns: ["phase", "p50 ms", "p95 ms", "p99 ms", "min ms", "max ms"],
+      columns: ["phase", "p50 ms", "p95 ms", "p99 ms", "min ms", "max ms", "goal p50"],
       rows: [
-        row("POST sent → 202 answered", (r) => r.answer),
-        row("POST sent → deployment running", (r) => r.running),
-        row("POST sent → SSH exec begins", (r) => r.exec),
-        row("SSH exec begins → command runs", (r) => r.execToCommand),
-        row("POST sent → command runs (total)", (r) => r.total),
+        [...row("POST sent → 202 answered", (r) => r.answer), ""],
+        [...row("POST sent → deployment running", (r) => r.running), ""],
+        [...row("POST sent → SSH exec begins (Hoist's part)", (r) => r.exec), "≤ 50"],
+        [...row("SSH exec begins → command runs (the command's own start)", (r) => r.execToCommand), ""],
+        [...row("POST sent → command runs (total)", (r) => r.total), ""],
       ],
       notes: [
         "Command: `date +%s%N > started.txt` in cdPath; each push waits for the previous deployment to finish (GET every 5 ms).",
-        "running = the deployment's startedAt (ms resolution); SSH exec = a fresh connection (TCP, kex, ed25519 auth), .env written from stdin, /bin/sh.",
+        "running = the deployment's startedAt (ms resolution); SSH exec = a channel on the server's warm connection (the handshake is paid once,",
+        "by the warm-up), .env written from stdin, /bin/sh.",
         `Clocks: bench − \`date +%s%N\` = ${clock.offsetMs.toFixed(3)} ms (± ${clock.boundMs.toFixed(3)} ms, one fork of date).`,
         ...startProblems.map((p) => `! ${p}`),
       ],
