@@ -389,7 +389,7 @@ export const auth: Suite = {
             "p95 ms",
             "p99 ms",
             "max ms",
-            "awaited DynamoDB/req",
+            "DynamoDB calls/req",
             "usage writes",
           ],
           rows: verifies.map((r) => [
@@ -399,8 +399,9 @@ export const auth: Suite = {
             r.calls.usageWrites,
           ]),
           notes: [
-            "Per request (requireUser): EdDSA verify, then 1 BatchGetItem (blocklist + user; goal ≤ 2 awaited round trips), then with the API limits on the per-user rate window UpdateItem; app.ts counts the per-IP window before it (a third UpdateItem on every /api route).",
-            `API limits on: HOIST_RATE_LIMIT_API=${UNREACHED_LIMIT} (never reached). awaited DynamoDB/req: the runtime's Store calls during the row other than queries (queue polls, the request log's once-a-second listener check) and the usage meter's writes, ÷ requests.`,
+            "Per request: EdDSA verify, then 1 BatchGetItem (blocklist + user) started alongside app.ts's per-IP window UpdateItem, then (requireUser) the per-user",
+            "window UpdateItem: with the API limits on, 3 calls but 2 awaited one after the other (goal ≤ 2; auth/round-trips.test.ts counts them); off, 1.",
+            `API limits on: HOIST_RATE_LIMIT_API=${UNREACHED_LIMIT} (never reached). DynamoDB calls/req: the runtime's Store calls during the row other than queries (queue polls, the request log's once-a-second listener check) and the usage meter's writes, ÷ requests.`,
             "usage writes: the meter's UpdateItems during the row (one per user and month per flush, every second embedded; after each event on Lambda), not awaited by any request.",
             ...(usageCheck
               ? [`GET /api/usage afterwards: ${usageCheck.counted} requests counted of ${usageCheck.sent} sent.`]
