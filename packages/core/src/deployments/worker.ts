@@ -44,7 +44,8 @@ export async function runDeployment(deps: Deps, dep: DeploymentItem, lock: AppLo
     if (err instanceof ConditionFailedError) return false;
     throw err;
   }
-  await announce(deps, running);
+  // Said while the command starts, not before: the final status still follows every log line (finish).
+  const announced = announce(deps, running);
   let outcome: Outcome;
   try {
     outcome = await execute(deps, running, lock);
@@ -53,6 +54,7 @@ export async function runDeployment(deps: Deps, dep: DeploymentItem, lock: AppLo
     deps.logger.error("deploy failed inside Hoist", { deploymentId: dep.id, error: err });
     outcome = { status: "failed", exitCode: null, error: `Hoist could not run the deploy: ${errorMessage(err)}` };
   }
+  await announced;
   await finish(deps, running, outcome);
   return true;
 }
@@ -60,7 +62,10 @@ export async function runDeployment(deps: Deps, dep: DeploymentItem, lock: AppLo
 async function execute(deps: Deps, dep: DeploymentItem, lock: AppLockItem): Promise<Outcome> {
   const app = await deps.store.get<AppItem>(appKey(dep.ownerId, dep.appId));
   if (!app) return { status: "failed", exitCode: null, error: "The app no longer exists" };
-  const server = await deps.store.get<ServerItem>(serverKey(dep.ownerId, app.serverId));
+  const [server, env] = await Promise.all([
+    deps.store.get<ServerItem>(serverKey(dep.ownerId, app.serverId)),
+    readEnv(deps, app.ownerId, app.id),
+  ]);
   if (!server) return { status: "failed", exitCode: null, error: "The app's server no longer exists" };
   if (!server.credentials)
     return {
@@ -68,7 +73,6 @@ async function execute(deps: Deps, dep: DeploymentItem, lock: AppLockItem): Prom
       exitCode: null,
       error: "The server has no SSH credentials; add a privateKey or password to it, then redeploy",
     };
-  const env = await readEnv(deps, app.ownerId, app.id);
   const log = new LogWriter(deps, dep.id, masker(Object.values(env)));
   const abort = new AbortController();
   let cancelled = false;
