@@ -38,8 +38,11 @@ export async function wakeApp(deps: Deps, ownerId: string, appId: string): Promi
     if ("held" in got) return; // its holder wakes the app when done; its watchdog covers its death
     const { lock, takenOver } = got;
     let ran = false;
+    // Written while the work starts: dying in between leaves the job's own redelivery (SQS) or the restart (embedded).
+    const armed = armWatchdog(deps, lock, deps.config.deploy.leaseMs).catch((err: unknown) =>
+      deps.logger.warn("could not arm the app lock's watchdog", { appId, error: err }),
+    );
     try {
-      await armWatchdog(deps, lock, deps.config.deploy.leaseMs);
       if (takenOver) {
         deps.logger.warn("took over an app lock whose holder stopped renewing it", { appId, work: takenOver.work });
         await endStranded(deps, takenOver);
@@ -48,6 +51,7 @@ export async function wakeApp(deps: Deps, ownerId: string, appId: string): Promi
       ran =
         work.kind === "deploy" ? await runDeployment(deps, work.dep, lock) : await runTransition(deps, work.app, lock);
     } finally {
+      await armed;
       await releaseAppLock(deps, lock);
     }
     if (!ran) continue;
@@ -58,10 +62,12 @@ export async function wakeApp(deps: Deps, ownerId: string, appId: string): Promi
 }
 
 async function nextWork(deps: Deps, ownerId: string, appId: string): Promise<Work | undefined> {
-  const app = await deps.store.get<AppItem>(appKey(ownerId, appId), { consistent: true });
+  const [app, dep] = await Promise.all([
+    deps.store.get<AppItem>(appKey(ownerId, appId), { consistent: true }),
+    oldestQueued(deps, appId), // also when the app is gone: its deployments still end, failed
+  ]);
   const transition = app && pendingTransition(app);
   if (app && transition) return { kind: "transition", app, transition };
-  const dep = await oldestQueued(deps, appId); // also when the app is gone: its deployments still end, failed
   return dep && { kind: "deploy", dep };
 }
 
