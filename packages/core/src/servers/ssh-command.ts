@@ -216,7 +216,14 @@ export function runCommand(
         });
       };
       // Only a stderr that never ends is cut short, not one paused for a slow consumer or still delivering.
-      const completeSoon = () => (throttled || ch.stderr.readableLength > 0 ? later(1000, completeSoon) : complete());
+      let seen = -1;
+      const completeSoon = () => {
+        const left = ch.stderr.readableLength;
+        const delivering = left > 0 && left !== seen;
+        seen = left;
+        if (throttled || delivering) later(1000, completeSoon);
+        else complete();
+      };
       ch.on("close", () => {
         channelClosed = true;
         if (terminating) {
@@ -266,3 +273,4 @@ function sendSignal(channel: ClientChannel, name: "TERM" | "KILL"): void {
     // The connection is going away anyway; closing it follows.
   }
 }
+

@@ -223,9 +223,13 @@ function runCommand(command: string, cwd: string, stream: ServerChannel): ChildP
       stream.end();
     };
     // stderr still waiting for the client's window (a paused reader) goes out first, as sshd sends it:
-    // ending the channel before would drop it.
-    if (stream.stderr.writableLength > 0) stream.stderr.once("drain", end);
-    else end();
+    // ending the channel before would drop it. ('drain' only follows a write that filled the buffer: poll.)
+    const startedWaiting = Date.now();
+    const endOnceSent = () =>
+      stream.stderr.writableLength > 0 && !stream.destroyed && Date.now() - startedWaiting < 60_000
+        ? setTimeout(endOnceSent, 10)
+        : end();
+    endOnceSent();
   });
   return child;
 }
