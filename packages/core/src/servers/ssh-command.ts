@@ -273,4 +273,3 @@ function sendSignal(channel: ClientChannel, name: "TERM" | "KILL"): void {
     // The connection is going away anyway; closing it follows.
   }
 }
-
