@@ -7,6 +7,7 @@
  *     while it runs, the stored-bytes cap, and the live stream past it.
  */
 
+import { fetchApi } from "@hoist/core/testing/fetch-api";
 import { startTestSshServer } from "@hoist/core/testing/ssh-server";
 import WebSocket from "ws";
 import { type Bench, type Json, startBench } from "./deploys.ts";
@@ -187,17 +188,11 @@ async function bigLines(
   const hoist = await startHoist({ env });
   const ssh = await startTestSshServer();
   try {
+    const call = fetchApi(() => hoist.url);
     const api = async <T = Json>(method: string, path: string, token?: string, body?: unknown): Promise<T> => {
-      const res = await fetch(`${hoist.url}${path}`, {
-        method,
-        headers: {
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${await res.text()}`);
-      return (await res.json()) as T;
+      const res = await call<T>(method, path, token, body);
+      if (res.status >= 300) throw new Error(`${method} ${path}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
+      return res.body;
     };
     const { token } = await api<{ token: string }>("POST", "/api/auth/register", undefined, {
       username: "bench",

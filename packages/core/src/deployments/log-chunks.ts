@@ -86,15 +86,3 @@ export async function storedLines(
     if (!cursor) return { lines, more: false };
   }
 }
-
-/** The seq of the last stored line (0 when nothing is stored). */
-export async function lastStoredSeq(deps: Pick<Deps, "store">, deploymentId: string): Promise<number> {
-  const page = await deps.store.query<LogChunkItem>({
-    pk: chunkPk(deploymentId),
-    sk: { beginsWith: "LOGC#" },
-    reverse: true,
-    limit: 1,
-    consistent: true,
-  });
-  return page.items[0]?.last ?? 0;
-}
