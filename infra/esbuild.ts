@@ -39,8 +39,9 @@ export const lambdaEsbuild = {
  * SST v2 `nodejs` props of every function: ESM, minified (SST's default is
  * unminified) and split: what a function reaches only through `import()` is a
  * chunk loaded on first use (the AWS SDK's credential providers other than
- * the environment's, the SSM client where no secret is fetched, the http
- * function's ssh2 executor). A chunk that the entry also reaches through
+ * the environment's, the SSM client and the JWT key set's parser, each
+ * port's adapter and SDK client, the ssh2 executor: functions/src/ports/lazy.ts
+ * and lazy-executor.ts). A chunk that the entry also reaches through
  * static imports is loaded with it: esbuild follows files, not used exports.
  * SST then emits a source map per chunk and moves only one out of the code.
  */

@@ -1,93 +1,90 @@
 import { isIP } from "node:net";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { ConfigError } from "./errors.ts";
+import "./zod-mini.ts";
 
 /**
  * The one configuration module. Every setting is an environment variable with
  * a default (see README § Configuration); a bad value fails at start with a
- * message naming the variable.
+ * message naming the variable. Written with zod/mini: the functions that
+ * parse no HTTP input (the workers) then carry no classic zod.
  */
-const port = z.coerce.number().int().min(0).max(65535);
-const count = z.coerce.number().int().min(0);
-const seconds = z.coerce.number().int().min(1);
+const int = (min: number, max?: number) =>
+  z.coerce.number().check(z.int(), z.gte(min), ...(max === undefined ? [] : [z.lte(max)]));
+const port = int(0, 65535);
+const count = (min = 0, max?: number) => int(min, max);
+const seconds = (max?: number) => int(1, max);
 const url = z.url({ protocol: /^https?$/ });
+const nonEmpty = z.string().check(z.minLength(1));
+const splitList = z.transform((s: string) =>
+  s
+    .split(",")
+    .map((c) => c.trim())
+    .filter(Boolean),
+);
 /** Comma-separated CIDRs (`10.0.0.0/8, ::1/128`); a bare address is a /32 (or /128). */
-const cidrList = z
-  .string()
-  .transform((s) =>
-    s
-      .split(",")
-      .map((c) => c.trim())
-      .filter(Boolean),
-  )
-  .pipe(
-    z.array(
-      z.string().refine((c) => {
+const cidrList = z.pipe(
+  z.pipe(z.string(), splitList),
+  z.array(
+    z.string().check(
+      z.refine((c) => {
         const [address, bits, ...rest] = c.split("/");
         const family = isIP(address ?? "");
         const max = family === 4 ? 32 : 128;
         return family !== 0 && rest.length === 0 && (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= max));
       }, "a comma-separated list of CIDRs, e.g. 10.0.0.0/8,fd00::/8"),
     ),
-  );
+  ),
+);
 
 const schema = z.object({
-  PORT: port.default(3000),
-  HOIST_HOST: z.string().min(1).default("127.0.0.1"),
-  HOIST_DATA_DIR: z.string().min(1).default(".hoist"),
-  HOIST_TABLE_NAME: z
-    .string()
-    .regex(/^[A-Za-z0-9_.-]{3,255}$/, "3-255 letters, digits, '_', '-' or '.'")
-    .default("hoist"),
-  HOIST_LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
-  HOIST_PUBLIC_URL: url.optional(),
-  HOIST_FRONTEND_URL: url.optional(),
-  HOIST_PUBLIC_WS_URL: z.url({ protocol: /^wss?$/ }).optional(),
-  HOIST_CORS_ORIGINS: z
-    .string()
-    .default("")
-    .transform((s) =>
-      s
-        .split(",")
-        .map((o) => o.trim())
-        .filter(Boolean),
-    )
-    .pipe(z.array(z.union([z.literal("*"), url]))),
-  HOIST_BODY_LIMIT_BYTES: count.min(1024).default(256 * 1024),
-  HOIST_RATE_LIMIT_AUTH: count.default(5),
-  HOIST_RATE_LIMIT_API: count.default(100),
-  HOIST_JWT_ISSUER: z.string().min(1).max(200).default("hoist"),
-  HOIST_ACCESS_TOKEN_TTL_SECONDS: seconds.max(86_400).default(900),
-  HOIST_REFRESH_TOKEN_TTL_SECONDS: seconds.default(30 * 86_400),
-  HOIST_LOCKOUT_ATTEMPTS: count.min(1).default(5),
-  HOIST_LOCKOUT_SECONDS: seconds.default(900),
-  HOIST_REFRESH_GRACE_SECONDS: count.max(60).default(10),
-  HOIST_GITHUB_URL: url.default("https://github.com"),
-  HOIST_GITHUB_API_URL: url.default("https://api.github.com"),
-  HOIST_GITHUB_CLIENT_ID: z.string().optional(),
-  HOIST_GITHUB_CLIENT_SECRET: z.string().optional(),
-  HOIST_GITHUB_WEBHOOK_SECRET: z.string().optional(),
-  HOIST_QUEUE_MAX_ATTEMPTS: count.min(1).default(5),
-  HOIST_QUEUE_VISIBILITY_SECONDS: seconds.default(960),
-  HOIST_WS_IDLE_TIMEOUT_SECONDS: seconds.default(600),
-  HOIST_WS_MAX_AGE_SECONDS: seconds.default(7200),
-  HOIST_SSH_CONNECT_TIMEOUT_SECONDS: seconds.max(120).default(10),
-  HOIST_SSH_COMMAND_TIMEOUT_SECONDS: seconds.max(3600).default(600),
-  HOIST_STATUS_TIMEOUT_SECONDS: seconds.max(120).default(15),
-  HOIST_STATUS_SWEEP_SECONDS: count.default(300),
-  HOIST_DEPLOY_TIMEOUT_SECONDS: seconds.max(3600).default(840),
-  HOIST_DEPLOY_LEASE_SECONDS: seconds.min(2).max(600).default(60),
-  HOIST_DEPLOY_LOG_MAX_BYTES: count.min(64 * 1024).default(16 * 1024 * 1024),
-  HOIST_DEPLOY_LOG_RETENTION_DAYS: count.min(1).max(3650).default(30),
-  HOIST_DYNAMODB_PORT: port.default(0),
-  HOIST_DYNAMODB_ENDPOINT: url.optional(),
-  HOIST_RATE_LIMIT_REFRESH: count.default(30),
-  HOIST_RATE_LIMIT_WEBHOOK_FAILURES: count.default(20),
-  HOIST_TRUSTED_PROXIES: cidrList.default([]),
-  HOIST_SSH_DENY_NETWORKS: cidrList.optional(),
-  HOIST_SSH_ALLOW_NETWORKS: cidrList.default([]),
+  PORT: z._default(port, 3000),
+  HOIST_HOST: z._default(nonEmpty, "127.0.0.1"),
+  HOIST_DATA_DIR: z._default(nonEmpty, ".hoist"),
+  HOIST_TABLE_NAME: z._default(
+    z.string().check(z.regex(/^[A-Za-z0-9_.-]{3,255}$/, "3-255 letters, digits, '_', '-' or '.'")),
+    "hoist",
+  ),
+  HOIST_LOG_LEVEL: z._default(z.enum(["debug", "info", "warn", "error", "silent"]), "info"),
+  HOIST_PUBLIC_URL: z.optional(url),
+  HOIST_FRONTEND_URL: z.optional(url),
+  HOIST_PUBLIC_WS_URL: z.optional(z.url({ protocol: /^wss?$/ })),
+  HOIST_CORS_ORIGINS: z.pipe(z.pipe(z._default(z.string(), ""), splitList), z.array(z.union([z.literal("*"), url]))),
+  HOIST_BODY_LIMIT_BYTES: z._default(count(1024), 256 * 1024),
+  HOIST_RATE_LIMIT_AUTH: z._default(count(), 5),
+  HOIST_RATE_LIMIT_API: z._default(count(), 100),
+  HOIST_JWT_ISSUER: z._default(z.string().check(z.minLength(1), z.maxLength(200)), "hoist"),
+  HOIST_ACCESS_TOKEN_TTL_SECONDS: z._default(seconds(86_400), 900),
+  HOIST_REFRESH_TOKEN_TTL_SECONDS: z._default(seconds(), 30 * 86_400),
+  HOIST_LOCKOUT_ATTEMPTS: z._default(count(1), 5),
+  HOIST_LOCKOUT_SECONDS: z._default(seconds(), 900),
+  HOIST_REFRESH_GRACE_SECONDS: z._default(count(0, 60), 10),
+  HOIST_GITHUB_URL: z._default(url, "https://github.com"),
+  HOIST_GITHUB_API_URL: z._default(url, "https://api.github.com"),
+  HOIST_GITHUB_CLIENT_ID: z.optional(z.string()),
+  HOIST_GITHUB_CLIENT_SECRET: z.optional(z.string()),
+  HOIST_GITHUB_WEBHOOK_SECRET: z.optional(z.string()),
+  HOIST_QUEUE_MAX_ATTEMPTS: z._default(count(1), 5),
+  HOIST_QUEUE_VISIBILITY_SECONDS: z._default(seconds(), 960),
+  HOIST_WS_IDLE_TIMEOUT_SECONDS: z._default(seconds(), 600),
+  HOIST_WS_MAX_AGE_SECONDS: z._default(seconds(), 7200),
+  HOIST_SSH_CONNECT_TIMEOUT_SECONDS: z._default(seconds(120), 10),
+  HOIST_SSH_COMMAND_TIMEOUT_SECONDS: z._default(seconds(3600), 600),
+  HOIST_STATUS_TIMEOUT_SECONDS: z._default(seconds(120), 15),
+  HOIST_STATUS_SWEEP_SECONDS: z._default(count(), 300),
+  HOIST_DEPLOY_TIMEOUT_SECONDS: z._default(seconds(3600), 840),
+  HOIST_DEPLOY_LEASE_SECONDS: z._default(int(2, 600), 60),
+  HOIST_DEPLOY_LOG_MAX_BYTES: z._default(count(64 * 1024), 16 * 1024 * 1024),
+  HOIST_DEPLOY_LOG_RETENTION_DAYS: z._default(count(1, 3650), 30),
+  HOIST_DYNAMODB_PORT: z._default(port, 0),
+  HOIST_DYNAMODB_ENDPOINT: z.optional(url),
+  HOIST_RATE_LIMIT_REFRESH: z._default(count(), 30),
+  HOIST_RATE_LIMIT_WEBHOOK_FAILURES: z._default(count(), 20),
+  HOIST_TRUSTED_PROXIES: z._default(cidrList, []),
+  HOIST_SSH_DENY_NETWORKS: z.optional(cidrList),
+  HOIST_SSH_ALLOW_NETWORKS: z._default(cidrList, []),
   /** Set by the stacks on AWS (the stage name); its presence tightens defaults meant for the cloud. */
-  HOIST_STAGE: z.string().min(1).optional(),
+  HOIST_STAGE: z.optional(nonEmpty),
 });
 
 /** Link-local (which holds 169.254.169.254, the EC2/GCP/Azure metadata address) and other clouds' metadata addresses. */
@@ -214,14 +211,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 }
 
 /** AWS resources a Lambda uses, set by the stacks (stacks/) as environment variables; each function gets only its own. */
+const arn = z.string().check(z.startsWith("arn:"));
 const awsSchema = {
-  HOIST_STAGE: z.string().min(1),
-  HOIST_TABLE_NAME: z.string().min(3),
+  HOIST_STAGE: nonEmpty,
+  HOIST_TABLE_NAME: z.string().check(z.minLength(3)),
   HOIST_QUEUE_URL: url,
-  HOIST_KMS_KEY_ID: z.string().min(1),
-  HOIST_SCHEDULE_GROUP: z.string().min(1),
-  HOIST_SCHEDULER_ROLE_ARN: z.string().startsWith("arn:"),
-  HOIST_AUTO_STOP_FUNCTION_ARN: z.string().startsWith("arn:"),
+  HOIST_KMS_KEY_ID: nonEmpty,
+  HOIST_SCHEDULE_GROUP: nonEmpty,
+  HOIST_SCHEDULER_ROLE_ARN: arn,
+  HOIST_AUTO_STOP_FUNCTION_ARN: arn,
   HOIST_WS_ENDPOINT: url,
 } as const;
 
@@ -233,7 +231,7 @@ export function awsResource(name: AwsResourceName, env: Record<string, string | 
 }
 
 /** Parses the environment; the error names each bad variable. */
-function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, unknown>, heading: string): z.output<S> {
+function parseEnv<S extends z.ZodMiniType>(schema: S, env: Record<string, unknown>, heading: string): z.output<S> {
   const parsed = schema.safeParse(env);
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);

@@ -1,29 +1,37 @@
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { JwtKeySet } from "./auth/keys.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./logger.ts";
 import type { Executor } from "./servers/ssh.ts";
-import type { Store } from "./store/store.ts";
+import type { Store, TransactOp } from "./store/store.ts";
 import type { UsageMeter } from "./usage/meter.ts";
+import "./zod-mini.ts";
 
 /**
  * The ports the domain talks to (DESIGN.md § Shape). Each has an AWS adapter
  * (adapters/aws) and a local one (adapters/local); the entrypoint picks once.
  */
 
-/** A unit of background work, carried by SQS on AWS and by the table-backed queue embedded. */
-const id = z.string().min(1).max(64);
+/** A unit of background work, carried by SQS on AWS and by the table-backed queue embedded (zod/mini: no classic zod in the workers). */
+const id = z.string().check(z.minLength(1), z.maxLength(64));
 export const JobSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("deploy"), deploymentId: id }),
+  /** With its app named (`ownerId`, `appId`), the worker reads the app's next work alongside the deployment. */
+  z.object({ type: z.literal("deploy"), deploymentId: id, ownerId: z.optional(id), appId: z.optional(id) }),
   z.object({ type: z.literal("app-start"), ownerId: id, appId: id, runId: id }),
   z.object({ type: z.literal("app-stop"), ownerId: id, appId: id, runId: id }),
   /** Look at what the app needs next; with `holder`, a watchdog for that holder of the app's lock. */
-  z.object({ type: z.literal("app-wake"), ownerId: id, appId: id, holder: id.optional() }),
+  z.object({ type: z.literal("app-wake"), ownerId: id, appId: id, holder: z.optional(id) }),
 ]);
 export type Job = z.infer<typeof JobSchema>;
 
 export interface JobQueue {
   send(job: Job, opts?: { delaySeconds?: number }): Promise<void>;
+  /**
+   * A queue kept in the table (embedded) can take a job inside the caller's
+   * transaction: the write to add, and what to call once it committed. Absent
+   * on SQS, where the caller sends after its commit (and an outbox covers a failed send).
+   */
+  sendWith?(job: Job): { op: TransactOp; committed(): void };
 }
 
 /** What a one-time schedule delivers when it fires (to the auto-stop handler). */

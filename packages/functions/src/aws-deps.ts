@@ -1,15 +1,13 @@
 import { hkdfSync } from "node:crypto";
-import { ApiGatewayManagementApiClient } from "@aws-sdk/client-apigatewaymanagementapi";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { ApiGatewayBroadcaster } from "@hoist/core/adapters/aws/apigw-broadcaster";
-import { type JwtKeySet, parseKeySet } from "@hoist/core/auth/keys";
-import { awsResource, loadConfig } from "@hoist/core/config";
+import type { JwtKeySet } from "@hoist/core/auth/keys";
+import { loadConfig } from "@hoist/core/config";
 import { ConfigError } from "@hoist/core/errors";
 import { createLogger } from "@hoist/core/logger";
 import type { Deps, JobQueue, KeyVault, Scheduler } from "@hoist/core/ports";
 import type { Executor } from "@hoist/core/servers/ssh";
-import { DynamoStore } from "@hoist/core/store/dynamo-store";
 import { UsageMeter } from "@hoist/core/usage/meter";
+import { lazyApiGatewayBroadcaster } from "./ports/lazy.ts";
+import { dynamoStore } from "./ports/store.ts";
 import { loadSecrets } from "./secrets.ts";
 
 /** The ports a function uses beyond the table and the WebSocket API; each entrypoint passes only its own. */
@@ -31,9 +29,11 @@ function lazy<T>(name: string, build: (() => T) | undefined): () => T {
 
 /**
  * The AWS adapters for one Lambda, from the environment and secrets the
- * stacks give that function. Each entrypoint names the ports it uses, so its
- * bundle carries only those clients (the ws function has no SSH, KMS, SQS or
- * Scheduler code), and each adapter is built on first use.
+ * stacks give that function, read at import: every request and job needs the
+ * table and the secrets, so they are ready before the first one. Each
+ * entrypoint names the other ports it uses, so its bundle carries only those
+ * clients (the ws function has no SSH, KMS, SQS or Scheduler code); those are
+ * built, and their SDK clients loaded (ports/lazy.ts), on first use.
  */
 export async function awsDeps(ports: PortBuilders = {}): Promise<Deps> {
   const secrets = await loadSecrets(["JWT_PRIVATE_KEY", "GITHUB_CLIENT_SECRET", "GITHUB_WEBHOOK_SECRET"]);
@@ -43,20 +43,15 @@ export async function awsDeps(ports: PortBuilders = {}): Promise<Deps> {
     HOIST_GITHUB_WEBHOOK_SECRET: secrets.GITHUB_WEBHOOK_SECRET,
   });
   const jwtSecret = secrets.JWT_PRIVATE_KEY;
+  // The key set's parser (and jose) only where the secret is bound: a chunk of its own.
   const jwtKeys: JwtKeySet | undefined = jwtSecret
-    ? await parseKeySet(jwtSecret, "SST secret JWT_PRIVATE_KEY")
+    ? await (await import("@hoist/core/auth/keys")).parseKeySet(jwtSecret, "SST secret JWT_PRIVATE_KEY")
     : undefined;
 
   // List cursors are signed with a key every instance of the stage shares: derived from the JWT signing secret.
   const cursorKey = jwtSecret ? new Uint8Array(hkdfSync("sha256", jwtSecret, "hoist", "list-cursors", 32)) : undefined;
-  const store = lazy(
-    "store",
-    () => new DynamoStore(new DynamoDBClient({}), awsResource("HOIST_TABLE_NAME"), { cursorKey }),
-  );
-  const broadcaster = lazy("broadcaster", () => {
-    const endpoint = awsResource("HOIST_WS_ENDPOINT");
-    return new ApiGatewayBroadcaster({ endpoint, client: new ApiGatewayManagementApiClient({ endpoint }) });
-  });
+  const store = lazy("store", () => dynamoStore(cursorKey));
+  const broadcaster = lazy("broadcaster", lazyApiGatewayBroadcaster);
   const queue = lazy("queue", ports.queue);
   const scheduler = lazy("scheduler", ports.scheduler);
   const keyVault = lazy("keyVault", ports.keyVault);

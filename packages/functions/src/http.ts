@@ -1,15 +1,13 @@
 import { createApp } from "@hoist/core/http/app";
 import { handle } from "hono/aws-lambda";
 import { awsDeps } from "./aws-deps.ts";
-import { kmsKeyVault } from "./ports/key-vault.ts";
+import { lazyEventBridgeScheduler, lazyKmsKeyVault, lazySqsQueue } from "./ports/lazy.ts";
 import { lazySsh2Executor } from "./ports/lazy-executor.ts";
-import { sqsQueue } from "./ports/queue.ts";
-import { eventBridgeScheduler } from "./ports/scheduler.ts";
 
 const deps = await awsDeps({
-  queue: sqsQueue,
-  scheduler: eventBridgeScheduler,
-  keyVault: kmsKeyVault,
+  queue: lazySqsQueue,
+  scheduler: lazyEventBridgeScheduler,
+  keyVault: lazyKmsKeyVault,
   // SSH only for the server status check: the ssh2 executor is loaded on first use.
   executor: lazySsh2Executor,
 });

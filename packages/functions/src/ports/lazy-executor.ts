@@ -1,11 +1,12 @@
 import type { Executor } from "@hoist/core/servers/ssh";
 
 /**
- * The ssh2 executor of ports/executor.ts, loaded on its first command: for
- * the http function, whose only SSH is the server status check. The dynamic
- * import is a chunk of its own (`splitting`, infra/esbuild.ts); ssh2 stays in
- * it, out of the cold start, while nothing the function imports statically
- * reaches servers/ssh.ts (take `SshError` from servers/ssh-error.ts).
+ * The ssh2 executor of ports/executor.ts, loaded on its first command: the
+ * http function's only SSH is the server status check, and the workers'
+ * cold start need not parse ssh2 before a job connects. The dynamic import is
+ * a chunk of its own (`splitting`, infra/esbuild.ts); ssh2 stays in it, out
+ * of the cold start, while nothing a function imports statically reaches
+ * servers/ssh.ts (take `SshError` from servers/ssh-error.ts).
  */
 export const lazySsh2Executor = (): Executor => {
   let loaded: Promise<Executor> | undefined;

@@ -1,0 +1,10 @@
+import * as z from "zod/mini";
+import en from "zod/v4/locales/en.js";
+
+/**
+ * zod/mini sets no error messages of its own, where classic zod sets
+ * English on its first schema: set it the same way (only if nothing is set
+ * yet), so a schema reports the same messages whichever zod built it.
+ * Imported by each module that builds zod/mini schemas.
+ */
+if (!z.core.globalConfig.localeError) z.config(en());
