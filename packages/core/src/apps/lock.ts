@@ -1,6 +1,6 @@
 import { ConditionFailedError, ignoreConditionFailed } from "../errors.ts";
 import type { Deps } from "../ports.ts";
-import { cond, type Key } from "../store/store.ts";
+import { cond, type Key, type TransactOp } from "../store/store.ts";
 
 /**
  * One lock per app serialises everything that runs commands in its directory:
@@ -36,35 +36,54 @@ export type Acquired = {
   lock: AppLockItem;
   /** The lapsed lock this acquisition took over: its work was stranded by a dead worker. */
   takenOver: AppLockItem | undefined;
+  /** Whether the caller's `joined` writes were made, in the lock's own transaction. */
+  joined: boolean;
 };
 
-/** Takes the app's lock for `work`, or answers the live lock that holds it. */
+/**
+ * Takes the app's lock for `work`, or answers the live lock that holds it.
+ * A free lock is taken in one write, together with `joined` (the caller's
+ * writes, all or nothing: a failed condition of theirs throws ConditionFailedError
+ * and takes nothing). A held or lapsed one is read first, and `joined` is left to the caller.
+ */
 export async function acquireAppLock(
   deps: Pick<Deps, "store" | "config" | "exclusiveInstanceId">,
   owner: { ownerId: string; appId: string },
   work: LockWork,
   holder: string,
+  joined: TransactOp[] = [],
 ): Promise<Acquired | { held: AppLockItem }> {
+  const lockOf = (now: number): AppLockItem => ({
+    ...appLockKey(owner.appId),
+    entity: "app-lock",
+    ...owner,
+    holder,
+    work,
+    leaseUntil: now + deps.config.deploy.leaseMs,
+    acquiredAt: now,
+    ...(deps.exclusiveInstanceId ? { instanceId: deps.exclusiveInstanceId } : {}),
+  });
+  const free = lockOf(Date.now());
+  try {
+    const put = { put: free, condition: cond.attrNotExists("pk") };
+    if (joined.length === 0) await deps.store.put(put.put, { condition: put.condition });
+    else await deps.store.transact([put, ...joined]);
+    return { lock: free, takenOver: undefined, joined: joined.length > 0 };
+  } catch (err) {
+    if (!(err instanceof ConditionFailedError)) throw err;
+    if (joined.length > 0 && !err.failedIndexes.includes(0)) throw err; // theirs failed, on a free lock
+  }
   for (let attempt = 0; attempt < 3; attempt++) {
     const current = await deps.store.get<AppLockItem>(appLockKey(owner.appId), { consistent: true });
     const now = Date.now();
     if (current && !lapsed(deps, current, now)) return { held: current };
-    const lock: AppLockItem = {
-      ...appLockKey(owner.appId),
-      entity: "app-lock",
-      ...owner,
-      holder,
-      work,
-      leaseUntil: now + deps.config.deploy.leaseMs,
-      acquiredAt: now,
-      ...(deps.exclusiveInstanceId ? { instanceId: deps.exclusiveInstanceId } : {}),
-    };
+    const lock = lockOf(now);
     try {
       // Conditional on the lock we saw: of two workers racing for a free or lapsed lock, one wins.
       await deps.store.put(lock, {
         condition: current ? cond.eq("holder", current.holder) : cond.attrNotExists("pk"),
       });
-      return { lock, takenOver: current };
+      return { lock, takenOver: current, joined: false };
     } catch (err) {
       if (!(err instanceof ConditionFailedError)) throw err;
     }

@@ -28,7 +28,7 @@ import {
   type Trigger,
   toDeployment,
 } from "./entity.ts";
-import { leaveQueue, queueOps } from "./queued.ts";
+import { deployJobOf, leaveQueue, queueOps } from "./queued.ts";
 
 export interface NewDeployment {
   trigger: Trigger;
@@ -100,7 +100,7 @@ export async function queueDeployment(
   const id = item.id;
   await deps.store.transact(queueOps(item));
   try {
-    await deps.queue.send({ type: "deploy", deploymentId: id });
+    await deps.queue.send(deployJobOf(item));
   } catch (err) {
     // No job, no worker: the deployment ends now rather than waiting for one that never comes.
     deps.logger.error("could not queue a deployment", { deploymentId: id, error: err });

@@ -15,7 +15,7 @@ import { cond } from "../store/store.ts";
 import { recordDeployUsage } from "../usage/service.ts";
 import { type DeploymentItem, type DeploymentStatus, deploymentKey, toDeployment } from "./entity.ts";
 import { LogWriter } from "./log-writer.ts";
-import { leaveQueue, queuedDeployments } from "./queued.ts";
+import { leaveQueue, leaveQueueOps, queuedDeployments } from "./queued.ts";
 
 type Outcome = {
   status: Exclude<DeploymentStatus, "queued" | "running">;
@@ -25,21 +25,60 @@ type Outcome = {
   commitSha?: string | null;
 };
 
+/** What a run reads and writes besides the deployment, prepared while its app's lock is taken (prepareRun). */
+export interface Ahead {
+  /** The app as read with the deployment (null: gone); read at the start of the run when absent. */
+  app?: AppItem | null;
+  /** The app's server and env, being read. */
+  target?: Promise<[ServerItem | undefined, Record<string, string>]>;
+  /** The deployment already moved to `running` (in the lock's own transaction). */
+  running?: DeploymentItem;
+}
+
+/**
+ * Prepares a run of `dep` while the lock is being taken: the writes that move
+ * it to `running` (`joined`: for the lock's own transaction), and the reads of
+ * its server and env, started now (left unread when the run does not happen).
+ */
+export function prepareRun(deps: Deps, dep: DeploymentItem, app: AppItem | undefined) {
+  const now = Date.now();
+  const set = { status: "running" as const, startedAt: now, leaseUntil: now + deps.config.deploy.leaseMs };
+  const target = app ? readTarget(deps, app) : undefined;
+  target?.catch(() => undefined); // handled from now on: awaited by the run, or dropped
+  return {
+    joined: leaveQueueOps(dep, set),
+    running: { ...dep, ...set },
+    app: app ?? null,
+    target,
+  };
+}
+
+const readTarget = (deps: Deps, app: AppItem) =>
+  Promise.all([deps.store.get<ServerItem>(serverKey(app.ownerId, app.serverId)), readEnv(deps, app.ownerId, app.id)]);
+
 /**
  * Runs one queued deployment while its app's lock is held (the app worker took
- * it): `queued → running`, the deploy command over SSH with a heartbeat on the
- * deployment's lease and the lock, then a terminal status whatever happens.
- * Answers false when the deployment was no longer queued (cancelled meanwhile).
+ * it): `queued → running` (unless `ahead.running` says it was done with the
+ * lock), the deploy command over SSH with a heartbeat on the deployment's
+ * lease and the lock, then a terminal status whatever happens. Answers false
+ * when the deployment was no longer queued (cancelled meanwhile).
  */
-export async function runDeployment(deps: Deps, dep: DeploymentItem, lock: AppLockItem): Promise<boolean> {
+export async function runDeployment(
+  deps: Deps,
+  dep: DeploymentItem,
+  lock: AppLockItem,
+  ahead: Ahead = {},
+): Promise<boolean> {
   const leaseMs = deps.config.deploy.leaseMs;
   let running: DeploymentItem;
   try {
-    running = await leaveQueue(deps, dep, {
-      status: "running",
-      startedAt: Date.now(),
-      leaseUntil: Date.now() + leaseMs,
-    });
+    running =
+      ahead.running ??
+      (await leaveQueue(deps, dep, {
+        status: "running",
+        startedAt: Date.now(),
+        leaseUntil: Date.now() + leaseMs,
+      }));
   } catch (err) {
     if (err instanceof ConditionFailedError) return false;
     throw err;
@@ -48,7 +87,7 @@ export async function runDeployment(deps: Deps, dep: DeploymentItem, lock: AppLo
   const announced = announce(deps, running);
   let outcome: Outcome;
   try {
-    outcome = await execute(deps, running, lock);
+    outcome = await execute(deps, running, lock, ahead);
   } catch (err) {
     // Not the command failing but Hoist (KMS, DynamoDB, a bug): the deployment still ends, and says so.
     deps.logger.error("deploy failed inside Hoist", { deploymentId: dep.id, error: err });
@@ -59,13 +98,10 @@ export async function runDeployment(deps: Deps, dep: DeploymentItem, lock: AppLo
   return true;
 }
 
-async function execute(deps: Deps, dep: DeploymentItem, lock: AppLockItem): Promise<Outcome> {
-  const app = await deps.store.get<AppItem>(appKey(dep.ownerId, dep.appId));
+async function execute(deps: Deps, dep: DeploymentItem, lock: AppLockItem, ahead: Ahead): Promise<Outcome> {
+  const app = ahead.app !== undefined ? ahead.app : await deps.store.get<AppItem>(appKey(dep.ownerId, dep.appId));
   if (!app) return { status: "failed", exitCode: null, error: "The app no longer exists" };
-  const [server, env] = await Promise.all([
-    deps.store.get<ServerItem>(serverKey(dep.ownerId, app.serverId)),
-    readEnv(deps, app.ownerId, app.id),
-  ]);
+  const [server, env] = await (ahead.target ?? readTarget(deps, app));
   if (!server) return { status: "failed", exitCode: null, error: "The app's server no longer exists" };
   if (!server.credentials)
     return {

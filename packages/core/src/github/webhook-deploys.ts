@@ -3,7 +3,7 @@ import { appKey } from "../apps/entity.ts";
 import { appsOnRepoBranch } from "../apps/service.ts";
 import { type AuditEntry, auditItem } from "../audit/service.ts";
 import type { DeploymentItem } from "../deployments/entity.ts";
-import { queueOps } from "../deployments/queued.ts";
+import { deployJobOf, queueOps } from "../deployments/queued.ts";
 import { type NewDeployment, newDeployment, triggerAudit } from "../deployments/service.ts";
 import { ConditionFailedError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
@@ -20,7 +20,7 @@ import type { DeliveryScope } from "./webhook-auth.ts";
  * (the outbox: the stale-queue sweep wakes an app whose job was never sent),
  * the webhook's audit entry for the app and the deployment's trigger entry;
  * or, when nothing deploys, the delivery's own audit entry. The jobs are sent
- * after it commits. Superseding older queued deployments is the worker's
+ * after it commits, or (a queue kept in the table, embedded) written in it too. Superseding older queued deployments is the worker's
  * (it cancels all but the newest when a run ends), so nothing else is written.
  */
 
@@ -45,7 +45,7 @@ export type Committed =
       reason?: string;
       /** The deployments of the delivery's apps, in their order (some may have been queued by a dead attempt). */
       deployments: string[];
-      /** Those this attempt wrote: their jobs are still to send. */
+      /** Those this attempt wrote whose jobs are still to send (none when the queue took them in the transaction). */
       fresh: DeploymentItem[];
     };
 
@@ -58,7 +58,7 @@ type Pending = { app: AppItem; dep: DeploymentItem };
  * deployed to an app (its guard held) drops that app and the rest commit.
  */
 export async function commitDelivery(
-  deps: Pick<Deps, "store" | "exclusiveInstanceId">,
+  deps: Pick<Deps, "store" | "queue" | "exclusiveInstanceId">,
   d: DeliveryRef & { ip: string | null },
   start: Hold,
   work: Work,
@@ -76,7 +76,7 @@ export async function commitDelivery(
 }
 
 async function tryCommit(
-  deps: Pick<Deps, "store" | "exclusiveInstanceId">,
+  deps: Pick<Deps, "store" | "queue" | "exclusiveInstanceId">,
   d: DeliveryRef & { ip: string | null },
   start: Hold,
   work: Work,
@@ -90,7 +90,8 @@ async function tryCommit(
         .filter((app) => !queued[app.id] && !skip.has(app.id))
         .map((app) => ({ app, dep: newDeployment(app, deploy.input, now) }))
     : [];
-  const perApp = deploy?.input.trigger === "ci-success" ? 5 : 4;
+  const withJob = deps.queue.sendWith !== undefined; // the jobs go in the transaction (embedded)
+  const perApp = (deploy?.input.trigger === "ci-success" ? 5 : 4) + (withJob ? 1 : 0);
   const chunks = chunk(pending, Math.floor((MAX_ACTIONS - 1) / perApp));
   const answer = (all: Record<string, string>) => {
     const deployments = (deploy?.apps ?? []).flatMap((app) => all[app.id] ?? []);
@@ -113,7 +114,13 @@ async function tryCommit(
         }),
       ];
       const guards = new Map<number, string>();
+      const jobs: (() => void)[] = [];
       for (const { app, dep } of batch) {
+        const job = deps.queue.sendWith?.(deployJobOf(dep));
+        if (job) {
+          ops.push(job.op);
+          jobs.push(job.committed);
+        }
         ops.push(...queueOps(dep), { put: auditItem(webhookAudit(d, app, dep), now) });
         ops.push({ put: auditItem(triggerAudit(dep, d.ip), now) });
         if (dep.trigger === "ci-success") {
@@ -139,7 +146,8 @@ async function tryCommit(
         continue;
       }
       Object.assign(queued, next);
-      fresh.push(...batch.map((p) => p.dep));
+      for (const committed of jobs) committed();
+      if (!withJob) fresh.push(...batch.map((p) => p.dep));
       hold = { kind: "ours", queued: { ...queued } };
       if (last) return { ...reply, fresh };
       break;

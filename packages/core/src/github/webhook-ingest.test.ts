@@ -192,11 +192,12 @@ describe("webhook ingest: DynamoDB round trips", () => {
     const [depId] = res.body.deployments as string[];
     const tx = counter.calls.find((c) => c.op === "transact")?.args[0] as TransactOp[];
     const written = puts(tx);
-    expect(tx).toHaveLength(5);
+    expect(tx).toHaveLength(6);
     expect(written[0]).toMatchObject({ pk: `DELIVERY#${id}`, state: "done", outcome: "accepted" });
     expect(written[0]?.queued).toEqual({ [apps.web as string]: depId });
     expect(written.map((i) => i.entity)).toEqual([
       "github-delivery",
+      "queue-job", // the embedded queue takes the job in the same transaction (SQS: sent after it)
       "deployment",
       "queued-deployment",
       "audit",
@@ -206,7 +207,7 @@ describe("webhook ingest: DynamoDB round trips", () => {
       "github.webhook",
       "deployment.trigger",
     ]);
-    // And they are there: the webhook's entry on the app, the trigger's on the deployment, the job after them.
+    // And they are there: the webhook's entry on the app, the trigger's on the deployment, the job with them.
     const onApp = (await auditsOf("app", apps.web as string)).find(
       (a) => (a.details as Json).deliveryId === id && a.action === "github.webhook",
     );
@@ -310,7 +311,8 @@ describe("webhook ingest: exactly once", () => {
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     expect(res.body.deployments).toHaveLength(30);
     const txs = counter.calls.filter((c) => c.op === "transact").map((c) => c.args[0] as TransactOp[]);
-    expect(txs.map((ops) => ops.length)).toEqual([1 + 24 * 4, 1 + 6 * 4]);
+    // Per app: its job, the deployment, its marker and two audit entries.
+    expect(txs.map((ops) => ops.length)).toEqual([1 + 19 * 5, 1 + 11 * 5]);
     expect(txs.every((ops) => ops.length <= 100)).toBe(true);
     const claims = txs.map((ops) => ops[0]);
     expect(claims[0]).toMatchObject({ put: { state: "processing" } });

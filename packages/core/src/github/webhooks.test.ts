@@ -137,7 +137,13 @@ describe("POST /api/webhooks/github: push", () => {
     for (const name of ["ci", "manual", "staging", "other", "norepo"]) expect(now[name]).toBe(before[name]);
 
     const jobs = await queuedJobs();
-    for (const depId of ids) expect(jobs).toContainEqual({ type: "deploy", deploymentId: depId });
+    for (const depId of ids)
+      expect(jobs).toContainEqual({
+        type: "deploy",
+        deploymentId: depId,
+        ownerId: expect.any(String),
+        appId: expect.any(String),
+      });
 
     const delivery = await deliveryItem(id);
     expect(delivery).toMatchObject({ state: "done", event: "push", outcome: "accepted", repo: "OCTO/shop" });

@@ -1,4 +1,5 @@
 import type { AppItem } from "../apps/entity.ts";
+import { deployJobOf } from "../deployments/queued.ts";
 import { newToken } from "../ids.ts";
 import type { Deps } from "../ports.ts";
 import type { Item, Key, Store } from "../store/store.ts";
@@ -27,8 +28,9 @@ import { deliveryHeaders, isDeliveryId, type Plan, type PushPlan, parseBody, pla
  *    payload validated, and a delivery already handled answered `duplicate`;
  * 2. the query for the apps on the repository's branch;
  * 3. one TransactWriteItems: the claim, the deployments with their queued
- *    markers, the audit entries (webhook-deploys.ts, delivery-claim.ts).
- * Then the deployments' jobs are sent. Never an SSH or GitHub call, so the
+ *    markers, the audit entries, and (embedded) their jobs
+ *    (webhook-deploys.ts, delivery-claim.ts).
+ * On SQS the jobs are sent after it. Never an SSH or GitHub call, so the
  * answer comes in milliseconds.
  */
 
@@ -172,7 +174,7 @@ async function handleWorkflowRun(
 async function sendJobs(deps: Pick<Deps, "queue" | "logger">, done: Extract<Committed, { fresh: unknown }>) {
   await Promise.all(
     done.fresh.map((dep) =>
-      deps.queue.send({ type: "deploy", deploymentId: dep.id }).catch((err: unknown) =>
+      deps.queue.send(deployJobOf(dep)).catch((err: unknown) =>
         deps.logger.error("could not send a deployment's job; the stale-queue sweep will wake its app", {
           deploymentId: dep.id,
           error: err,

@@ -3,7 +3,7 @@ import { failStrandedTransition, pendingTransition, runTransition, type Transiti
 import { type AppLockItem, acquireAppLock, appLockKey, type LockWork, lapsed, releaseAppLock } from "../apps/lock.ts";
 import { type DeploymentItem, deploymentKey, FINISHED } from "../deployments/entity.ts";
 import { appsQueuedBefore, oldestQueued } from "../deployments/queued.ts";
-import { failStranded, runDeployment } from "../deployments/worker.ts";
+import { failStranded, prepareRun, runDeployment } from "../deployments/worker.ts";
 import { ConditionFailedError } from "../errors.ts";
 import { newToken } from "../ids.ts";
 import type { Deps, Job } from "../ports.ts";
@@ -24,17 +24,33 @@ import { cond } from "../store/store.ts";
  * longer than one lease, on either runtime.
  */
 
-type Work = { kind: "deploy"; dep: DeploymentItem } | { kind: "transition"; app: AppItem; transition: Transition };
+type Work =
+  | { kind: "deploy"; dep: DeploymentItem; app: AppItem | undefined }
+  | { kind: "transition"; app: AppItem; transition: Transition };
 
 /** Enough rounds to skip work cancelled under us, without looping on a fault. */
 const MAX_ROUNDS = 5;
 
-export async function wakeApp(deps: Deps, ownerId: string, appId: string): Promise<void> {
+/** `first`: the app's next work, already being read (a deploy job reads it alongside its deployment). */
+export async function wakeApp(
+  deps: Deps,
+  ownerId: string,
+  appId: string,
+  first?: Promise<Work | undefined>,
+): Promise<void> {
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const work = await nextWork(deps, ownerId, appId);
+    const work = await ((round === 0 && first) || nextWork(deps, ownerId, appId));
     if (!work) return clearLapsedLock(deps, appId); // nothing waits, but a dead holder's work must still end
     const lockWork: LockWork = work.kind === "deploy" ? { kind: "deploy", deploymentId: work.dep.id } : work.transition;
-    const got = await acquireAppLock(deps, { ownerId, appId }, lockWork, newToken());
+    // A deploy reads its server and env while the lock is taken, and leaves the queue in the lock's own write.
+    const ahead = work.kind === "deploy" ? prepareRun(deps, work.dep, work.app) : undefined;
+    const got = await acquireAppLock(deps, { ownerId, appId }, lockWork, newToken(), ahead?.joined).catch(
+      (err: unknown) => {
+        if (err instanceof ConditionFailedError) return undefined; // the deployment left the queue meanwhile
+        throw err;
+      },
+    );
+    if (!got) continue;
     if ("held" in got) return; // its holder wakes the app when done; its watchdog covers its death
     const { lock, takenOver } = got;
     let ran = false;
@@ -49,7 +65,9 @@ export async function wakeApp(deps: Deps, ownerId: string, appId: string): Promi
         continue; // what comes next may have changed (a superseded queue): look again
       }
       ran =
-        work.kind === "deploy" ? await runDeployment(deps, work.dep, lock) : await runTransition(deps, work.app, lock);
+        work.kind === "deploy"
+          ? await runDeployment(deps, work.dep, lock, { ...ahead, running: got.joined ? ahead?.running : undefined })
+          : await runTransition(deps, work.app, lock);
     } finally {
       await armed;
       await releaseAppLock(deps, lock);
@@ -61,14 +79,20 @@ export async function wakeApp(deps: Deps, ownerId: string, appId: string): Promi
   }
 }
 
-async function nextWork(deps: Deps, ownerId: string, appId: string): Promise<Work | undefined> {
+/** `known`: a deployment of the app being read meanwhile (used, not read again, when it is the oldest queued). */
+async function nextWork(
+  deps: Deps,
+  ownerId: string,
+  appId: string,
+  known?: Parameters<typeof oldestQueued>[2],
+): Promise<Work | undefined> {
   const [app, dep] = await Promise.all([
     deps.store.get<AppItem>(appKey(ownerId, appId), { consistent: true }),
-    oldestQueued(deps, appId), // also when the app is gone: its deployments still end, failed
+    oldestQueued(deps, appId, known), // also when the app is gone: its deployments still end, failed
   ]);
   const transition = app && pendingTransition(app);
   if (app && transition) return { kind: "transition", app, transition };
-  return dep && { kind: "deploy", dep };
+  return dep && { kind: "deploy", dep, app };
 }
 
 async function clearLapsedLock(deps: Deps, appId: string): Promise<void> {
@@ -110,16 +134,25 @@ export async function appWakeJob(job: Extract<Job, { type: "app-wake" }>, deps: 
   await wakeApp(deps, job.ownerId, job.appId);
 }
 
-/** `deploy {deploymentId}`: a wake-up for that deployment's app, unless it already ended. */
+/**
+ * `deploy {deploymentId}`: a wake-up for that deployment's app, unless it
+ * already ended. A job that names its app reads the app's next work alongside the deployment.
+ */
 export async function deployJob(job: Extract<Job, { type: "deploy" }>, deps: Deps): Promise<void> {
-  const dep = await deps.store.get<DeploymentItem>(deploymentKey(job.deploymentId), { consistent: true });
+  const read = deps.store.get<DeploymentItem>(deploymentKey(job.deploymentId), { consistent: true });
+  const ahead =
+    job.ownerId && job.appId ? nextWork(deps, job.ownerId, job.appId, { id: job.deploymentId, read }) : undefined;
+  ahead?.catch(() => undefined); // handled from now on: awaited below only when it is used
+  const dep = await read;
+  const stranded = dep?.status === "running" && (dep.leaseUntil ?? 0) < Date.now();
+  const useAhead = dep && !FINISHED.includes(dep.status) && !stranded && job.appId === dep.appId;
   if (!dep || FINISHED.includes(dep.status)) return;
-  if (dep.status === "running" && (dep.leaseUntil ?? 0) < Date.now()) {
+  if (stranded) {
     // Running with a lapsed lease, yet not the lock's work (its lock was released after a failed final write).
     const lock = await deps.store.get<AppLockItem>(appLockKey(dep.appId), { consistent: true });
     if (!(lock?.work.kind === "deploy" && lock.work.deploymentId === dep.id)) await failStranded(deps, dep.id);
   }
-  await wakeApp(deps, dep.ownerId, dep.appId);
+  await wakeApp(deps, dep.ownerId, dep.appId, useAhead ? ahead : undefined);
 }
 
 /** `app-start` / `app-stop`: a wake-up for the app (what runs is read from the app itself). */

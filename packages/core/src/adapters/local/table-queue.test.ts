@@ -84,6 +84,39 @@ describe("TableQueue", () => {
     expect(await jobsLeft(name)).toBe(0);
   });
 
+  it("hands a job sent due now to an idle consumer in this process, which claims it without a Query", async () => {
+    let queries = 0;
+    const counted: Store = Object.create(store);
+    counted.query = (...args) => {
+      queries++;
+      return store.query(...args);
+    };
+    let release = () => {};
+    const running: string[] = [];
+    const q = start(
+      queue(newName(), { store: counted, concurrency: 1, pollIntervalMs: 60_000, maxPollIntervalMs: 60_000 }),
+      async ({ body }) => {
+        running.push(body);
+        await new Promise<void>((r) => {
+          release = r;
+        });
+      },
+    );
+    await sleep(300); // its first poll found nothing: it now sleeps for a minute
+    const before = queries;
+    await q.send(deploy(1));
+    await waitFor(() => running.length === 1, 2000);
+    expect(queries).toBe(before); // claimed straight from the send
+
+    await q.send(deploy(2)); // no room (concurrency 1): left to the poll, woken when the first one ends
+    await sleep(200);
+    expect(running).toHaveLength(1);
+    release();
+    await waitFor(() => running.length === 2, 2000);
+    release();
+    expect(running.map((b) => JSON.parse(b).deploymentId)).toEqual(["dep_1", "dep_2"]);
+  });
+
   it("holds a delayed job until its delay has passed", async () => {
     const seen: number[] = [];
     const q = start(queue(newName()), async () => {
@@ -243,7 +276,8 @@ describe("TableQueue", () => {
     const q = start(queue(newName(), { store: flaky, logger, maxPollIntervalMs: 50 }), async ({ body }) => {
       seen.push(body);
     });
-    await q.sendRaw(undefined, "survives");
+    // Due a moment from now, so no consumer is handed it at the send: only a poll finds it.
+    await q.sendRaw(undefined, "survives", { visibleAt: new Date(Date.now() + 100) });
     await waitFor(() => seen.length === 1);
     expect(errors).toEqual(["queue poll failed; retrying", "queue poll failed; retrying"]);
   });

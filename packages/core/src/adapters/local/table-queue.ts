@@ -2,7 +2,7 @@ import { ConditionFailedError, ValidationError } from "../../errors.ts";
 import { newId, newToken } from "../../ids.ts";
 import { createLogger, type Logger } from "../../logger.ts";
 import { type Job, type JobQueue, JobSchema } from "../../ports.ts";
-import { cond, type Key, queryAll, type Store } from "../../store/store.ts";
+import { cond, type Key, queryAll, type Store, type TransactOp } from "../../store/store.ts";
 
 /**
  * The JobQueue port embedded: durable jobs in the single table, polled
@@ -99,8 +99,13 @@ export const queueJobKeys = {
   at: (ms: number, id: string) => `${String(Math.max(0, Math.floor(ms))).padStart(13, "0")}#${id}`,
 };
 
-/** In-process wake-ups: a send wakes every idle consumer of that queue in this process. */
-const wakers = new Map<string, Set<() => void>>();
+/**
+ * In-process hand-off: a job sent due now is offered to one consumer of its
+ * queue in this process with room for it, which claims it at once (no Query of
+ * the ready index); any other send, or an offer no one takes, wakes them all.
+ */
+type Waker = (offered?: QueueJobItem) => boolean;
+const wakers = new Map<string, Set<Waker>>();
 
 interface Delivery {
   item: QueueJobItem;
@@ -132,9 +137,29 @@ export class TableQueue implements JobQueue {
   private consume: Consume | undefined;
   private readonly sleepers = new Set<() => void>();
   private readonly inFlight = new Map<string, Delivery>();
+  /** Claims of offered jobs under way (they count against `concurrency`; `stop` waits for them). */
+  private readonly claiming = new Set<Promise<void>>();
   private readonly wake = () => {
     this.woken = true;
     for (const resolve of [...this.sleepers]) resolve();
+  };
+  private readonly waker: Waker = (offered) => {
+    if (!offered) {
+      this.wake();
+      return false;
+    }
+    if (!this.running || this.inFlight.size + this.claiming.size >= this.concurrency) return false;
+    const claiming: Promise<void> = this.claim(offered, Date.now())
+      .then(
+        (claimed) => (claimed ? this.deliver(claimed) : this.wake()), // lost: the poll looks
+        (err: unknown) => {
+          this.logger.error("queue claim failed; retrying", { queue: this.name, err });
+          this.wake();
+        },
+      )
+      .finally(() => this.claiming.delete(claiming));
+    this.claiming.add(claiming);
+    return true;
   };
 
   constructor(opts: TableQueueOptions) {
@@ -161,6 +186,12 @@ export class TableQueue implements JobQueue {
     });
   }
 
+  /** The JobQueue port: the job as a write in the caller's transaction; `committed()` hands it to a consumer. */
+  sendWith(job: Job): { op: TransactOp; committed(): void } {
+    const item = this.jobItem(undefined, JSON.stringify(JobSchema.parse(job)), {});
+    return { op: { put: item, condition: cond.notExists() }, committed: () => this.announce(item) };
+  }
+
   /**
    * Writes a job with any body. With an `id`, an existing job of that id is
    * replaced (attempts reset, a running delivery of it loses its lease), which
@@ -171,6 +202,13 @@ export class TableQueue implements JobQueue {
     body: string,
     opts: { delaySeconds?: number; visibleAt?: Date } = {},
   ): Promise<string> {
+    const item = this.jobItem(id, body, opts);
+    await this.store.put(item);
+    this.announce(item);
+    return item.id;
+  }
+
+  private jobItem(id: string | undefined, body: string, opts: { delaySeconds?: number; visibleAt?: Date }) {
     const jobId = id ?? newId("job");
     if (jobId.length === 0 || jobId.length > 512) throw new ValidationError("Job id must be 1 to 512 characters");
     if (Buffer.byteLength(body) > MAX_BODY_BYTES) throw new ValidationError("Job body is larger than 256 KiB");
@@ -190,9 +228,12 @@ export class TableQueue implements JobQueue {
       receipt: newToken(),
       enqueuedAt: new Date(now).toISOString(),
     };
-    await this.store.put(item);
-    wakeAll(this.name);
-    return jobId;
+    return item;
+  }
+
+  /** A job just written: handed to a consumer here if it is due and one has room, else every consumer is woken. */
+  private announce(item: QueueJobItem): void {
+    if (item.visibleAt > Date.now() || !offerOne(this.name, item)) wakeAll(this.name);
   }
 
   /** Deletes a job wherever it is (waiting, running or dead). Returns whether there was one. */
@@ -247,7 +288,7 @@ export class TableQueue implements JobQueue {
     this.running = true;
     this.consume = consume;
     const set = wakers.get(this.name) ?? new Set();
-    wakers.set(this.name, set.add(this.wake));
+    wakers.set(this.name, set.add(this.waker));
     this.loop = this.pollLoop();
   }
 
@@ -288,9 +329,10 @@ export class TableQueue implements JobQueue {
   async stop(opts: { graceMs?: number } = {}): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    wakers.get(this.name)?.delete(this.wake);
+    wakers.get(this.name)?.delete(this.waker);
     this.wake();
     await this.loop;
+    await Promise.all(this.claiming);
     const graceMs = opts.graceMs ?? 30_000;
     const pending = [...this.inFlight.values()];
     if (pending.length > 0) {
@@ -317,7 +359,7 @@ export class TableQueue implements JobQueue {
   private async pollLoop(): Promise<void> {
     let idleMs = this.minPollMs;
     while (this.running) {
-      const free = this.concurrency - this.inFlight.size;
+      const free = this.concurrency - this.inFlight.size - this.claiming.size;
       this.woken = false;
       if (free <= 0) {
         await this.sleep(this.maxPollMs); // a finishing job wakes us
@@ -509,6 +551,12 @@ export class TableQueue implements JobQueue {
 
 function wakeAll(queue: string): void {
   for (const wake of wakers.get(queue) ?? []) wake();
+}
+
+/** Whether a consumer in this process took `item` to claim it. */
+function offerOne(queue: string, item: QueueJobItem): boolean {
+  for (const wake of wakers.get(queue) ?? []) if (wake(item)) return true;
+  return false;
 }
 
 function describeError(err: unknown): string {
