@@ -169,7 +169,7 @@ export const logs: Suite = {
       align: ["l", "r"],
       notes: [
         "RSS of Hoist's node process (VmRSS), sampled every 20 ms; the SSH target and the subscriber run in the bench process, DynamoDB Local in java.",
-        "While more than 4 MiB are held unsent or unstored the SSH channel is paused (ExecOptions.flow), so the printer waits.",
+        "While more than 1 MiB are held unsent or unstored the SSH channel is paused (ExecOptions.flow), so the printer waits.",
         "The second run caps V8's old space: with the same throughput, the growth left is what Hoist holds plus V8's young generation;",
         "the difference to the first run is garbage V8 had not collected yet (it grows the heap before it collects).",
         ...notes,

@@ -112,8 +112,10 @@ export class WsGateway {
     post: async (connectionId: string, message: unknown): Promise<PostResult> => {
       const connection = this.connections.get(connectionId);
       if (!connection || connection.socket.readyState !== connection.socket.OPEN) return "gone";
-      const data = Buffer.from(JSON.stringify(message));
-      if (data.length > MAX_MESSAGE_BYTES) throw new Error(`Message too long (${data.length} bytes)`);
+      // Sent as a string: the socket copies it into memory freed once written, not a Buffer that waits for a GC.
+      const data = JSON.stringify(message);
+      const bytes = Buffer.byteLength(data);
+      if (bytes > MAX_MESSAGE_BYTES) throw new Error(`Message too long (${bytes} bytes)`);
       await sendTo(connection, data);
       return "sent";
     },
@@ -313,6 +315,6 @@ function flatHeaders(req: IncomingMessage): Record<string, string> {
 }
 
 /** A text frame to the socket; a socket that failed meanwhile is the closing handler's business. */
-function sendTo(connection: Connection, data: Buffer): Promise<void> {
+function sendTo(connection: Connection, data: Buffer | string): Promise<void> {
   return new Promise<void>((resolve) => connection.socket.send(data, { binary: false }, () => resolve()));
 }

@@ -7,10 +7,17 @@ import { CHUNK_BYTES, chunkItem, encodeLine } from "./log-chunks.ts";
 /** A line in flight: counted in memory until it is both published and (if kept) stored. */
 type Entry = LogLine & { bytes: number; holders: number; encoded?: { json: string; bytes: number } };
 
-/** Past this many bytes held in memory the command's output is paused (backpressure) … */
-const HIGH_WATER_BYTES = 4 * 1024 * 1024;
+/**
+ * Past this many bytes held in memory the command's output is paused
+ * (backpressure) … Kept small: a held line must die in V8's young generation
+ * (one scavenge is ~16 MB of allocation, ~3 bytes per byte of output). With
+ * 4 MiB most lines of a fast command lived through two scavenges, were
+ * promoted, and piled up in old space as garbage (+150 MB RSS for 400 MB of
+ * output); the SSH channel's own 2 MB window keeps the pipe full meanwhile.
+ */
+const HIGH_WATER_BYTES = 1024 * 1024;
 /** … and resumed once the backlog is down to this. */
-const LOW_WATER_BYTES = 1024 * 1024;
+const LOW_WATER_BYTES = 256 * 1024;
 /** One fan-out carries at most this much; lines that arrive meanwhile go in the next. */
 const PUBLISH_BYTES = 256 * 1024;
 /** A chunk closes at this many lines even when they are short. */

@@ -103,8 +103,7 @@ export function logMessages(deploymentId: string, lines: LogLine[]) {
   let batch: LogLine[] = [];
   let size = 0;
   for (const line of lines) {
-    // JSON escaping can grow a line up to sixfold (control characters): measure the line as it will travel.
-    const bytes = Buffer.byteLength(JSON.stringify(line.line)) + 64;
+    const bytes = jsonBytes(line.line) + 64;
     if (batch.length > 0 && size + bytes > MAX_MESSAGE_BYTES) {
       messages.push({ type: "log", deploymentId, lines: batch });
       batch = [];
@@ -115,4 +114,17 @@ export function logMessages(deploymentId: string, lines: LogLine[]) {
   }
   if (batch.length > 0) messages.push({ type: "log", deploymentId, lines: batch });
   return messages;
+}
+
+/** What JSON escapes: the quote, the backslash, control characters, and surrogates (a lone one is written `\uXXXX`). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what JSON escapes
+const ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * The UTF-8 size of `text` as a JSON string. Escaping can grow a line up to
+ * sixfold (control characters), so such a line is measured as it will travel;
+ * any other is its own size plus the quotes, without a copy.
+ */
+export function jsonBytes(text: string): number {
+  return ESCAPED.test(text) ? Buffer.byteLength(JSON.stringify(text)) : Buffer.byteLength(text) + 2;
 }
