@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
-import { z } from "zod";
+import * as z from "zod/mini";
+import "../zod-mini.ts";
 import { ConfigError } from "../errors.ts";
 
 /**
@@ -21,17 +22,15 @@ export const ALG = "EdDSA";
 const KeyFile = z.object({
   keys: z
     .array(
-      z
-        .object({
-          kid: z.string().min(1),
-          kty: z.literal("OKP"),
-          crv: z.literal("Ed25519"),
-          x: z.string(),
-          d: z.string().optional(),
-        })
-        .passthrough(),
+      z.looseObject({
+        kid: z.string().check(z.minLength(1)),
+        kty: z.literal("OKP"),
+        crv: z.literal("Ed25519"),
+        x: z.string(),
+        d: z.optional(z.string()),
+      }),
     )
-    .min(1),
+    .check(z.minLength(1)),
 });
 
 export async function generateKeySetJson(): Promise<string> {

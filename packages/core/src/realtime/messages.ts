@@ -1,13 +1,14 @@
-import { z } from "zod";
+import * as z from "zod/mini";
+import "../zod-mini.ts";
 
 /** What a client may send over the WebSocket (API.md § WebSocket). */
 export const ClientMessageSchema = z.discriminatedUnion("action", [
   z.object({
     action: z.literal("subscribe"),
-    channel: z.string().min(1).max(200),
-    since: z.number().int().min(0).max(9_999_999_998).optional(),
+    channel: z.string().check(z.minLength(1), z.maxLength(200)),
+    since: z.optional(z.int().check(z.minimum(0), z.maximum(9_999_999_998))),
   }),
-  z.object({ action: z.literal("unsubscribe"), channel: z.string().min(1).max(200) }),
+  z.object({ action: z.literal("unsubscribe"), channel: z.string().check(z.minLength(1), z.maxLength(200)) }),
   z.object({ action: z.literal("ping") }),
 ]);
 export type ClientMessage = z.infer<typeof ClientMessageSchema>;
