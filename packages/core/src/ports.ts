@@ -28,10 +28,11 @@ export interface JobQueue {
   send(job: Job, opts?: { delaySeconds?: number }): Promise<void>;
   /**
    * A queue kept in the table (embedded) can take a job inside the caller's
-   * transaction: the write to add, and what to call once it committed. Absent
-   * on SQS, where the caller sends after its commit (and an outbox covers a failed send).
+   * transaction: the write to add, then `committed()` once it committed or
+   * `failed()` if it did not. Absent on SQS, where the caller sends after its
+   * commit (and an outbox covers a failed send).
    */
-  sendWith?(job: Job): { op: TransactOp; committed(): void };
+  sendWith?(job: Job): { op: TransactOp; committed(): void; failed(): void };
 }
 
 /** What a one-time schedule delivers when it fires (to the auto-stop handler). */

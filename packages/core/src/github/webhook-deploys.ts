@@ -114,12 +114,12 @@ async function tryCommit(
         }),
       ];
       const guards = new Map<number, string>();
-      const jobs: (() => void)[] = [];
+      const jobs: { committed(): void; failed(): void }[] = [];
       for (const { app, dep } of batch) {
         const job = deps.queue.sendWith?.(deployJobOf(dep));
         if (job) {
           ops.push(job.op);
-          jobs.push(job.committed);
+          jobs.push(job);
         }
         ops.push(...queueOps(dep), { put: auditItem(webhookAudit(d, app, dep), now) });
         ops.push({ put: auditItem(triggerAudit(dep, d.ip), now) });
@@ -132,6 +132,7 @@ async function tryCommit(
       try {
         await deps.store.transact(ops);
       } catch (err) {
+        for (const job of jobs) job.failed();
         if (!(err instanceof ConditionFailedError)) throw err;
         if (err.failedIndexes.includes(0)) {
           // Past our own first write: we stalled beyond CLAIM_STALE_MS and a redelivery took over (it finishes, and answers).
@@ -146,7 +147,7 @@ async function tryCommit(
         continue;
       }
       Object.assign(queued, next);
-      for (const committed of jobs) committed();
+      for (const job of jobs) job.committed();
       if (!withJob) fresh.push(...batch.map((p) => p.dep));
       hold = { kind: "ours", queued: { ...queued } };
       if (last) return { ...reply, fresh };

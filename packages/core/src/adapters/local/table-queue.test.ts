@@ -117,6 +117,38 @@ describe("TableQueue", () => {
     expect(running.map((b) => JSON.parse(b).deploymentId)).toEqual(["dep_1", "dep_2"]);
   });
 
+  it("runs a job written in a caller's transaction on a slot reserved for it: no Query, no claim", async () => {
+    const calls: string[] = [];
+    const counted: Store = Object.create(store);
+    for (const m of ["query", "update", "put"] as const) {
+      counted[m] = ((...args: never[]) => {
+        calls.push(m);
+        return (store[m] as (...a: never[]) => Promise<unknown>)(...args);
+      }) as never;
+    }
+    const ran: string[] = [];
+    const q = start(
+      queue(newName(), { store: counted, concurrency: 1, pollIntervalMs: 60_000, maxPollIntervalMs: 60_000 }),
+      async ({ body, attempt }) => {
+        ran.push(`${JSON.parse(body).deploymentId}@${attempt} after [${calls.join(",")}]`);
+      },
+    );
+    await sleep(300); // idle for a minute
+
+    // A transaction that fails gives its slot back (and wakes the poll, which finds nothing): the next one gets it.
+    const lost = q.sendWith(deploy(1));
+    lost.failed();
+    await sleep(200);
+    calls.length = 0;
+    const job = q.sendWith(deploy(2));
+    expect(job.op).toMatchObject({ put: { attempts: 1, leasedBy: expect.any(String) } });
+    await store.transact([job.op]);
+    job.committed();
+    await waitFor(() => ran.length === 1, 2000);
+    // The transaction was the caller's; the job then ran with no Query and no claim.
+    expect(ran).toEqual(["dep_2@1 after []"]);
+  });
+
   it("holds a delayed job until its delay has passed", async () => {
     const seen: number[] = [];
     const q = start(queue(newName()), async () => {

@@ -100,12 +100,27 @@ export const queueJobKeys = {
 };
 
 /**
- * In-process hand-off: a job sent due now is offered to one consumer of its
- * queue in this process with room for it, which claims it at once (no Query of
- * the ready index); any other send, or an offer no one takes, wakes them all.
+ * In-process hand-off to the consumers of a queue in this process:
+ * - a job sent due now is offered to one with room, which claims it at once (no Query of the ready index);
+ * - a job written in a caller's transaction (`sendWith`) reserves a slot of one with room first and is
+ *   written already leased to it, so once committed it runs with no claim at all;
+ * - any other send, or an offer no one takes, wakes them all to poll.
  */
-type Waker = (offered?: QueueJobItem) => boolean;
-const wakers = new Map<string, Set<Waker>>();
+interface Consumer {
+  wake(): void;
+  offer(item: QueueJobItem): boolean;
+  /** A slot for a job about to be written leased to this consumer; undefined when it has no room. */
+  reserve(now: number): Reservation | undefined;
+}
+interface Reservation {
+  /** The lease fields the job is written with. */
+  lease(id: string): Pick<QueueJobItem, "visibleAt" | "gsi1sk" | "leasedBy" | "attempts">;
+  /** The write committed: run it. */
+  take(item: QueueJobItem): void;
+  /** The write did not happen: give the slot back. */
+  release(): void;
+}
+const consumers = new Map<string, Set<Consumer>>();
 
 interface Delivery {
   item: QueueJobItem;
@@ -139,27 +154,47 @@ export class TableQueue implements JobQueue {
   private readonly inFlight = new Map<string, Delivery>();
   /** Claims of offered jobs under way (they count against `concurrency`; `stop` waits for them). */
   private readonly claiming = new Set<Promise<void>>();
+  /** Slots promised to jobs being written leased to this instance (they count against `concurrency`). */
+  private reserved = 0;
   private readonly wake = () => {
     this.woken = true;
     for (const resolve of [...this.sleepers]) resolve();
   };
-  private readonly waker: Waker = (offered) => {
-    if (!offered) {
-      this.wake();
-      return false;
-    }
-    if (!this.running || this.inFlight.size + this.claiming.size >= this.concurrency) return false;
-    const claiming: Promise<void> = this.claim(offered, Date.now())
-      .then(
-        (claimed) => (claimed ? this.deliver(claimed) : this.wake()), // lost: the poll looks
-        (err: unknown) => {
-          this.logger.error("queue claim failed; retrying", { queue: this.name, err });
-          this.wake();
-        },
-      )
-      .finally(() => this.claiming.delete(claiming));
-    this.claiming.add(claiming);
-    return true;
+  private readonly busy = () => this.inFlight.size + this.claiming.size + this.reserved;
+  private readonly consumer: Consumer = {
+    wake: this.wake,
+    offer: (offered) => {
+      if (!this.running || this.busy() >= this.concurrency) return false;
+      const claiming: Promise<void> = this.claim(offered, Date.now())
+        .then(
+          (claimed) => (claimed ? this.deliver(claimed) : this.wake()), // lost: the poll looks
+          (err: unknown) => {
+            this.logger.error("queue claim failed; retrying", { queue: this.name, err });
+            this.wake();
+          },
+        )
+        .finally(() => this.claiming.delete(claiming));
+      this.claiming.add(claiming);
+      return true;
+    },
+    reserve: (now) => {
+      if (!this.running || this.busy() >= this.concurrency) return undefined;
+      this.reserved++;
+      let open = true;
+      const settle = () => {
+        if (!open) return false;
+        open = false;
+        this.reserved--;
+        return true;
+      };
+      const visibleAt = now + this.visibilityMs;
+      return {
+        lease: (id) => ({ visibleAt, gsi1sk: queueJobKeys.at(visibleAt, id), leasedBy: this.bootId, attempts: 1 }),
+        // Stopped meanwhile: the lease lapses and the job is redelivered (at once by the next start, which reclaims).
+        take: (item) => settle() && this.running && this.deliver(item),
+        release: () => settle() && this.wake(),
+      };
+    },
   };
 
   constructor(opts: TableQueueOptions) {
@@ -186,10 +221,21 @@ export class TableQueue implements JobQueue {
     });
   }
 
-  /** The JobQueue port: the job as a write in the caller's transaction; `committed()` hands it to a consumer. */
-  sendWith(job: Job): { op: TransactOp; committed(): void } {
+  /**
+   * The JobQueue port: the job as a write in the caller's transaction. When a
+   * consumer here has room the job is written leased to it, and `committed()`
+   * runs it at once; otherwise `committed()` announces it like a send.
+   * `failed()` when the transaction did not commit.
+   */
+  sendWith(job: Job): { op: TransactOp; committed(): void; failed(): void } {
     const item = this.jobItem(undefined, JSON.stringify(JobSchema.parse(job)), {});
-    return { op: { put: item, condition: cond.notExists() }, committed: () => this.announce(item) };
+    const slot = reserveOne(this.name, Date.now());
+    if (slot) Object.assign(item, slot.lease(item.id));
+    return {
+      op: { put: item, condition: cond.notExists() },
+      committed: () => (slot ? slot.take(item) : this.announce(item)),
+      failed: () => slot?.release(),
+    };
   }
 
   /**
@@ -287,8 +333,8 @@ export class TableQueue implements JobQueue {
     if (this.reclaimOnStart) await this.reclaim();
     this.running = true;
     this.consume = consume;
-    const set = wakers.get(this.name) ?? new Set();
-    wakers.set(this.name, set.add(this.waker));
+    const set = consumers.get(this.name) ?? new Set();
+    consumers.set(this.name, set.add(this.consumer));
     this.loop = this.pollLoop();
   }
 
@@ -329,7 +375,7 @@ export class TableQueue implements JobQueue {
   async stop(opts: { graceMs?: number } = {}): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    wakers.get(this.name)?.delete(this.waker);
+    consumers.get(this.name)?.delete(this.consumer);
     this.wake();
     await this.loop;
     await Promise.all(this.claiming);
@@ -359,7 +405,7 @@ export class TableQueue implements JobQueue {
   private async pollLoop(): Promise<void> {
     let idleMs = this.minPollMs;
     while (this.running) {
-      const free = this.concurrency - this.inFlight.size - this.claiming.size;
+      const free = this.concurrency - this.busy();
       this.woken = false;
       if (free <= 0) {
         await this.sleep(this.maxPollMs); // a finishing job wakes us
@@ -550,13 +596,21 @@ export class TableQueue implements JobQueue {
 }
 
 function wakeAll(queue: string): void {
-  for (const wake of wakers.get(queue) ?? []) wake();
+  for (const c of consumers.get(queue) ?? []) c.wake();
 }
 
 /** Whether a consumer in this process took `item` to claim it. */
 function offerOne(queue: string, item: QueueJobItem): boolean {
-  for (const wake of wakers.get(queue) ?? []) if (wake(item)) return true;
+  for (const c of consumers.get(queue) ?? []) if (c.offer(item)) return true;
   return false;
+}
+
+function reserveOne(queue: string, now: number): Reservation | undefined {
+  for (const c of consumers.get(queue) ?? []) {
+    const slot = c.reserve(now);
+    if (slot) return slot;
+  }
+  return undefined;
 }
 
 function describeError(err: unknown): string {
