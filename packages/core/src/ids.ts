@@ -1,6 +1,19 @@
 import { randomBytes } from "node:crypto";
 
-export type IdPrefix = "usr" | "srv" | "prj" | "app" | "dep" | "inc" | "aud" | "job" | "con" | "req" | "run" | "cmt";
+export type IdPrefix =
+  | "usr"
+  | "srv"
+  | "prj"
+  | "app"
+  | "dep"
+  | "inc"
+  | "aud"
+  | "job"
+  | "con"
+  | "req"
+  | "run"
+  | "cmt"
+  | "tok";
 
 /** An opaque, URL-safe, unguessable id: the type prefix and 128 random bits. */
 export function newId(prefix: IdPrefix): string {

@@ -1,5 +1,6 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { requireUser } from "../auth/middleware.ts";
+import { effectiveRole } from "../auth/scopes.ts";
 import type { AppEnv } from "../http/env.ts";
 import { bearer, jsonContent, PageQuery, pageOf, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
@@ -39,6 +40,6 @@ const list = createRoute({
 
 export const auditRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }).openapi(list, async (c) => {
   const q = c.req.valid("query");
-  const viewer = { id: c.var.user.id, role: c.var.user.role };
+  const viewer = { id: c.var.user.id, role: effectiveRole(c) };
   return c.json(await listAudit(c.var.deps, { ...q, viewer }), 200);
 });

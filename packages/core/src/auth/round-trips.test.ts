@@ -16,10 +16,17 @@ const perRequest = (calls: string[]) => calls.filter((c) => c !== LISTENER_CHECK
 
 let t: TestClient;
 let token: string;
+/** An API token (`hst_…`) of the same user. */
+let apiToken: string;
 beforeAll(async () => {
   // The API limits on (high enough never to refuse): both rate windows are counted.
   t = await testClient({ HOIST_RATE_LIMIT_API: "100000" });
   ({ token } = await t.register("tripper"));
+  const minted = await t.json<{ token: string }>("POST", "/api/tokens", {
+    token,
+    body: { name: "trips", scopes: ["read"] },
+  });
+  apiToken = minted.body.token;
 });
 
 /** One app over the counting store, with its own meter on it; the same table and keys as `t`. */
@@ -27,10 +34,10 @@ function countedApp(config: Deps["config"] = t.deps.config) {
   const { store, calls, waves } = countingStore(t.deps.store);
   const usage = new UsageMeter({ store, logger: t.deps.logger });
   const app = createApp({ ...t.deps, config, store, usage });
-  const verify = () =>
+  const verify = (bearer = token) =>
     app.request(
       "/api/auth/verify",
-      { headers: { authorization: `Bearer ${token}` } },
+      { headers: { authorization: `Bearer ${bearer}` } },
       { incoming: { socket: { remoteAddress: "127.0.0.1" } } },
     );
   return { calls, usage, verify, waves };
@@ -69,5 +76,34 @@ describe("an authenticated request's DynamoDB round trips", () => {
     expect((await verify()).status).toBe(200);
     expect(perRequest(calls)).toEqual(["batchGet JTI,USER"]);
     expect(waves()).toBe(1);
+  });
+
+  it("are two awaited in a row for an API token: its item by hash alongside the IP window, then its user and the user window", async () => {
+    const { calls, usage, verify, waves } = countedApp();
+    expect((await verify(apiToken)).status).toBe(200);
+    calls.length = 0;
+    waves();
+    expect((await verify(apiToken)).status).toBe(200);
+    // The token item names its user: the user and the user's rate window are read together.
+    expect(perRequest(calls)).toEqual(["get APITOKEN", "update RATE#api-ip", "get USER", "update RATE#api-user"]);
+    expect(waves()).toBe(2);
+    // lastUsedAt is not written on the request's path either: the meter writes it (once a minute at most).
+    expect(usage.pendingStamps()).toBe(1);
+    calls.length = 0;
+    await usage.flush();
+    expect(calls.filter((c) => c.startsWith("update APITOKEN"))).toEqual(["update APITOKEN"]);
+  });
+
+  it("are two for an API token with the API rate limit off", async () => {
+    const { calls, verify, waves } = countedApp({
+      ...t.deps.config,
+      rateLimit: { ...t.deps.config.rateLimit, api: 0 },
+    });
+    expect((await verify(apiToken)).status).toBe(200);
+    calls.length = 0;
+    waves();
+    expect((await verify(apiToken)).status).toBe(200);
+    expect(perRequest(calls)).toEqual(["get APITOKEN", "get USER"]);
+    expect(waves()).toBe(2);
   });
 });

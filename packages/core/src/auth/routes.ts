@@ -1,4 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { ValidationError } from "../errors.ts";
 import type { AppEnv } from "../http/env.ts";
 import { clientIp } from "../http/middleware/client-ip.ts";
 import { bearer, jsonBody, jsonContent, noAuth, problems } from "../http/openapi.ts";
@@ -93,7 +94,9 @@ export const authRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook 
   )
   .openapi(logoutRoute, async (c) => {
     const body = c.req.header("content-type") ? c.req.valid("json") : {};
-    await logout(c.var.deps, c.var.user, c.var.claims, body.refreshToken, { ip: clientIp(c) });
+    const claims = c.var.claims;
+    if (!claims) throw new ValidationError("An API token does not sign out: revoke it with DELETE /api/tokens/{id}");
+    await logout(c.var.deps, c.var.user, claims, body.refreshToken, { ip: clientIp(c) });
     return c.json({ success: true as const }, 200);
   })
   .openapi(whoAmI("/api/auth/verify"), (c) => c.json({ user: toUser(c.var.user) }, 200))

@@ -4,6 +4,7 @@ import { UnauthorizedError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
 import { cond } from "../store/store.ts";
 import { type UserItem, userKeys } from "../users/entity.ts";
+import { type ApiTokenPrincipal, acceptApiToken, findApiToken, isApiToken, tokenUser } from "./api-tokens.ts";
 import { authKeys, type FamilyItem, type RefreshItem } from "./entity.ts";
 import { ALG } from "./keys.ts";
 
@@ -75,13 +76,23 @@ export async function verifyAccessToken(
   return claims;
 }
 
+/** Who a request is: its user, and the sign-in token's claims or the API token it presented. */
+export interface Authenticated {
+  user: UserItem;
+  claims?: AccessClaims;
+  apiToken?: ApiTokenPrincipal;
+}
+
 /**
- * A verified token and its user, both current: the signature is checked
- * first, then the logout blocklist and the user are read in one round trip
- * (BatchGetItem, strongly consistent). A disabled or deleted user is refused
- * at once.
+ * A verified access token (JWT) and its user, both current: the signature is
+ * checked first, then the logout blocklist and the user are read in one round
+ * trip (BatchGetItem, strongly consistent). A disabled or deleted user is
+ * refused at once.
  */
-export async function authenticate(deps: TokenDeps, token: string): Promise<{ claims: AccessClaims; user: UserItem }> {
+export async function authenticateJwt(
+  deps: TokenDeps,
+  token: string,
+): Promise<{ claims: AccessClaims; user: UserItem }> {
   const claims = await verifyAccessToken(deps, token, { skipBlocklist: true });
   const [blocked, user] = (await deps.store.batchGet([authKeys.blockedJti(claims.jti), userKeys.user(claims.sub)])) as [
     unknown,
@@ -91,6 +102,21 @@ export async function authenticate(deps: TokenDeps, token: string): Promise<{ cl
   if (!user) throw new UnauthorizedError("Invalid access token");
   if (user.disabled) throw new UnauthorizedError("Account disabled");
   return { claims, user };
+}
+
+/**
+ * A bearer token of either kind (the WebSocket's `?token=`): an access token
+ * (JWT), or an API token (`hst_…`: its item by hash, then its user). A
+ * token's `lastUsedAt` is written before this returns (at most once a minute):
+ * the WebSocket Lambda, unlike the HTTP one, does not flush the usage meter
+ * when it answers, and a connect is rare enough to wait for it.
+ */
+export async function authenticate(deps: TokenDeps & Pick<Deps, "usage">, token: string): Promise<Authenticated> {
+  if (!isApiToken(token)) return authenticateJwt(deps, token);
+  const item = await findApiToken(deps, token);
+  const { user, apiToken, stamped } = acceptApiToken(deps, item, await tokenUser(deps, item));
+  if (stamped) await deps.usage.flush();
+  return { user, apiToken };
 }
 
 /** Blocks an access token until it would have expired anyway (logout). */

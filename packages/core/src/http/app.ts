@@ -4,6 +4,7 @@ import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { appRoutes } from "../apps/routes.ts";
 import { auditRoutes } from "../audit/routes.ts";
+import { apiTokenRoutes } from "../auth/api-token-routes.ts";
 import { githubAuthRoutes } from "../auth/github-routes.ts";
 import { startAuthentication } from "../auth/middleware.ts";
 import { authRoutes } from "../auth/routes.ts";
@@ -124,6 +125,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
   app.route("/", healthRoutes);
   app.route("/", authRoutes);
   app.route("/", githubAuthRoutes);
+  app.route("/", apiTokenRoutes);
   app.route("/", userRoutes);
   app.route("/", auditRoutes);
   app.route("/", serverRoutes);
@@ -148,7 +150,9 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
     scheme: "bearer",
-    description: "An access token (JWT) from sign-in, or an API token",
+    description:
+      "An access token (JWT) from sign-in, with every right of its user; or an API token `hst_…` " +
+      "(POST /api/tokens), limited to its scopes: an operation outside them is a 403 naming the scope needed.",
   });
   app.openAPIRegistry.registerComponent("securitySchemes", "githubSignature", {
     type: "apiKey",

@@ -1,3 +1,5 @@
+import type { Scope } from "../auth/api-token-entity.ts";
+import { socketMaySubscribe } from "../auth/scopes.ts";
 import { authenticate } from "../auth/tokens.ts";
 import { HoistError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
@@ -34,8 +36,10 @@ export function createWsHandler(deps: Deps) {
     const token = event.queryStringParameters?.token;
     if (!token) return { statusCode: 401, body: "Missing ?token=" };
     try {
-      const { user } = await authenticate(deps, token);
-      await deps.store.put(connectionItem(event.requestContext.connectionId, user.id));
+      const { user, apiToken } = await authenticate(deps, token);
+      // A socket opened with an API token keeps its scopes: they decide what it may subscribe to.
+      const scopes = apiToken ? { apiTokenId: apiToken.id, scopes: apiToken.scopes } : {};
+      await deps.store.put({ ...connectionItem(event.requestContext.connectionId, user.id), ...scopes });
       return { statusCode: 200 };
     } catch (err) {
       if (err instanceof HoistError && err.status === 401) return { statusCode: 401, body: "Unauthorized" };
@@ -69,7 +73,7 @@ export function createWsHandler(deps: Deps) {
       return { statusCode: 200 };
     }
 
-    const connection = await deps.store.get<ConnectionItem>(connectionKey(connectionId));
+    const connection = await deps.store.get<ConnectionItem & { scopes?: Scope[] }>(connectionKey(connectionId));
     if (!connection?.userId) return error("Not connected");
     if (msg.action === "unsubscribe") {
       await deps.store.delete(subscriptionKey(connectionId, msg.channel));
@@ -80,7 +84,12 @@ export function createWsHandler(deps: Deps) {
     if (!channel) return error(`Unknown channel ${msg.channel}; use deployment:<id>, app:<id> or logs:all`);
     // The user is read again: a role change or a disable takes effect on the next subscribe.
     const user = await deps.store.get<UserItem>(userKeys.user(connection.userId));
-    if (!user || user.disabled || !(await mayRead(deps, user, channel))) {
+    if (
+      !user ||
+      user.disabled ||
+      !socketMaySubscribe(connection.scopes, user.role, msg.channel) ||
+      !(await mayRead(deps, user, channel))
+    ) {
       return error(`You may not subscribe to ${msg.channel}`);
     }
     await reply(connectionId, { type: "subscribed", channel: msg.channel });

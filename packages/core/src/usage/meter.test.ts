@@ -120,4 +120,29 @@ describe("UsageMeter", () => {
     await doomed.close();
     expect(errors).toEqual([{ msg: "usage counts lost on shutdown", fields: { requests: 4 } }]);
   });
+
+  it("stamps a time on an item in the background: the latest, only on an item that exists, at most once per gap", async () => {
+    const key = { pk: "STAMP#one", sk: "STAMP" };
+    await store.put({ ...key, entity: "test" });
+    const { store: s, writes } = flakyStore(1);
+    const meter = new UsageMeter({ store: s, logger: silent });
+    meter.stamp(key, "lastUsedAt", 1_000, 60_000);
+    meter.stamp(key, "lastUsedAt", 2_000, 60_000);
+    meter.stamp({ pk: "STAMP#gone", sk: "STAMP" }, "lastUsedAt", 2_000, 60_000);
+    expect(meter.pendingStamps()).toBe(2);
+    await meter.flush(); // the first write is refused: kept
+    expect(meter.pendingStamps()).toBe(1);
+    await meter.flush();
+    expect(meter.pendingStamps()).toBe(0);
+    expect((await store.get(key))?.lastUsedAt).toBe(2_000);
+    expect(await store.get({ pk: "STAMP#gone", sk: "STAMP" })).toBeUndefined(); // never created
+    // Within the gap: not written again.
+    meter.stamp(key, "lastUsedAt", 30_000, 60_000);
+    await meter.flush();
+    expect((await store.get(key))?.lastUsedAt).toBe(2_000);
+    meter.stamp(key, "lastUsedAt", 62_000, 60_000);
+    await meter.close();
+    expect((await store.get(key))?.lastUsedAt).toBe(62_000);
+    expect(writes.length).toBe(4); // the refused one is not recorded
+  });
 });

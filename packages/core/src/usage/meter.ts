@@ -1,5 +1,6 @@
+import { ConditionFailedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import type { Store } from "../store/store.ts";
+import { cond, type Key, type Store } from "../store/store.ts";
 import { monthOf, usageKey } from "./entity.ts";
 
 export interface UsageMeterOptions {
@@ -23,6 +24,14 @@ interface Pending {
   n: number;
 }
 
+/** A time to record on an item (`attribute = at`), unless the item is gone or holds one newer than `at - minGapMs`. */
+interface Stamp {
+  key: Key;
+  attribute: string;
+  at: number;
+  minGapMs: number;
+}
+
 const CLOSE_ATTEMPTS = 5;
 
 /**
@@ -35,6 +44,7 @@ const CLOSE_ATTEMPTS = 5;
  */
 export class UsageMeter {
   private pending = new Map<string, Pending>();
+  private stamps = new Map<string, Stamp>();
   private tail: Promise<void> = Promise.resolve();
   private readonly timer: NodeJS.Timeout | undefined;
 
@@ -47,6 +57,26 @@ export class UsageMeter {
   count(userId: string, n = 1, at = Date.now()): void {
     this.add({ userId, month: monthOf(at), n });
     if (this.opts.flushOnCount) void this.flush();
+  }
+
+  /**
+   * Records a time on an item off the request path (an API token's
+   * `lastUsedAt`), with the next flush: the latest one per item and
+   * attribute, written only if the item still exists and its time is older
+   * than `at - minGapMs` (so at most one write per `minGapMs`, whatever the
+   * number of instances). Written, like the counts, before Lambda returns and
+   * on the embedded runtime's stop.
+   */
+  stamp(key: Key, attribute: string, at = Date.now(), minGapMs = 0): void {
+    const id = `${key.pk}\n${key.sk}\n${attribute}`;
+    const current = this.stamps.get(id);
+    if (!current || current.at < at) this.stamps.set(id, { key, attribute, at, minGapMs });
+    if (this.opts.flushOnCount) void this.flush();
+  }
+
+  /** Stamps recorded and not yet written. */
+  pendingStamps(): number {
+    return this.stamps.size;
   }
 
   /** Requests counted and not yet written (all users, or one). */
@@ -69,9 +99,12 @@ export class UsageMeter {
     for (let attempt = 0; attempt < CLOSE_ATTEMPTS; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
       await this.flush();
-      if (this.pending.size === 0) return;
+      if (this.pending.size === 0 && this.stamps.size === 0) return;
     }
-    this.opts.logger.error("usage counts lost on shutdown", { requests: this.pendingCount() });
+    this.opts.logger.error("usage counts lost on shutdown", {
+      requests: this.pendingCount(),
+      ...(this.stamps.size > 0 ? { stamps: this.stamps.size } : {}),
+    });
   }
 
   private add(p: Pending): void {
@@ -82,6 +115,38 @@ export class UsageMeter {
   }
 
   private async drain(userId: string | undefined): Promise<void> {
+    await Promise.all([this.drainCounts(userId), userId === undefined ? this.drainStamps() : undefined]);
+  }
+
+  private async drainStamps(): Promise<void> {
+    const batch = [...this.stamps.entries()];
+    this.stamps.clear();
+    let failed = 0;
+    let error: unknown;
+    await Promise.all(
+      batch.map(async ([id, s]) => {
+        try {
+          await this.opts.store.update(s.key, {
+            set: { [s.attribute]: s.at },
+            condition: cond.and(
+              cond.exists(),
+              cond.or(cond.attrNotExists(s.attribute), cond.compare(s.attribute, "<=", s.at - s.minGapMs)),
+            ),
+          });
+        } catch (err) {
+          // The item is gone (a revoked token), or a newer time is there already: nothing to write.
+          if (err instanceof ConditionFailedError) return;
+          const later = this.stamps.get(id);
+          if (!later || later.at < s.at) this.stamps.set(id, s);
+          failed++;
+          error = err;
+        }
+      }),
+    );
+    if (failed > 0) this.opts.logger.warn("stamp flush failed; kept for the next one", { stamps: failed, error });
+  }
+
+  private async drainCounts(userId: string | undefined): Promise<void> {
     const batch: Pending[] = [];
     for (const [id, p] of this.pending) {
       if (userId !== undefined && p.userId !== userId) continue;
