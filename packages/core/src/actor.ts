@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { effectiveRole } from "./auth/scopes.ts";
 import type { AppEnv } from "./http/env.ts";
 import { clientIp } from "./http/middleware/client-ip.ts";
 
@@ -6,9 +7,15 @@ import { clientIp } from "./http/middleware/client-ip.ts";
 export interface Actor {
   userId: string;
   ip: string | null;
+  /** Acting with an admin's rights: an admin signed in, or an admin's API token with the `admin` scope. */
+  admin?: boolean;
 }
 
-export const actorOf = (c: Context<AppEnv>): Actor => ({ userId: c.var.user.id, ip: clientIp(c) });
+export const actorOf = (c: Context<AppEnv>): Actor => ({
+  userId: c.var.user.id,
+  ip: clientIp(c),
+  admin: effectiveRole(c) === "admin",
+});
 
 /** Scheduled and queued work acts as the owner, from no address. */
 export const systemActor = (userId: string): Actor => ({ userId, ip: null });

@@ -78,7 +78,7 @@ function referenceError(err: unknown, base: number): never {
 export async function createApp(deps: Deps, actor: Actor, input: AppInput) {
   const now = Date.now();
   const id = newId("app");
-  const bound = input.repository ? await bindRepository(deps, actor.userId, undefined, input.repository) : undefined;
+  const bound = input.repository ? await bindRepository(deps, actor, undefined, input.repository) : undefined;
   const item: AppItem = {
     ...appKey(actor.userId, id),
     entity: "app",
@@ -177,7 +177,7 @@ export async function updateApp(deps: Deps, actor: Actor, id: string, patch: Par
     (patch.serverId && patch.serverId !== before.serverId) || (patch.cdPath && patch.cdPath !== before.cdPath);
   if (moving && isActive(before.status))
     throw new ConflictError(`Stop the app before moving it (it is ${before.status})`);
-  const bound = patch.repository ? await bindRepository(deps, actor.userId, id, patch.repository) : undefined;
+  const bound = patch.repository ? await bindRepository(deps, actor, id, patch.repository) : undefined;
   const repository = patch.repository === undefined ? before.repository : (bound?.repository ?? null);
   const binding = patch.repository === undefined ? before.repoBinding : bound?.binding;
   const set: Record<string, unknown> = { ...patch, updatedAt: Date.now(), version: before.version + 1 };

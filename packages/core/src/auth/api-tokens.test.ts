@@ -29,7 +29,8 @@ let owner: { token: string; id: string; appId: string; serverId: string; project
 let mallory: { token: string; id: string };
 
 beforeAll(async () => {
-  t = await testClient({ HOIST_STATUS_SWEEP_SECONDS: "0" });
+  // The operator's global webhook secret: admins may bind a repository by name.
+  t = await testClient({ HOIST_STATUS_SWEEP_SECONDS: "0", HOIST_GITHUB_WEBHOOK_SECRET: "tokens-test-secret" });
   const root = await t.register("root");
   admin = { token: root.token, id: root.user.id };
   ssh = await startTestSshServer();
@@ -305,5 +306,39 @@ describe("API tokens on the WebSocket", () => {
 
     expect((await t.call("DELETE", `/api/tokens/${read.id}`, { token: owner.token })).status).toBe(200);
     expect((await connect("conn-read-2", read.token)).statusCode).toBe(401);
+  });
+});
+
+describe("admin rights through a token", () => {
+  it("binds a repository by name only for an admin acting as one: a session or an `admin` token, not a `write` token", async () => {
+    const server = await t.json<Json>("POST", "/api/servers", {
+      token: admin.token,
+      body: {
+        name: "admin-box",
+        address: ssh.host,
+        sshPort: ssh.port,
+        sshUser: ssh.username,
+        privateKey: ssh.clientKey.private,
+      },
+    });
+    const project = await t.json<Json>("POST", "/api/projects", { token: admin.token, body: { name: "by name" } });
+    const app = (as: string, name: string) =>
+      t.json<Json>("POST", "/api/apps", {
+        token: as,
+        body: {
+          name,
+          projectId: project.body.id,
+          serverId: server.body.id,
+          cdPath: join(ssh.cwd, name),
+          repository: { fullName: "octo/by-name", branch: "main", autoDeploy: true, deployOn: "push" },
+        },
+      });
+    const write = await minted(admin.token, ["write"]);
+    const refused = await app(write.token, "by-write-token");
+    expect(refused.status, JSON.stringify(refused.body)).toBe(400);
+    expect(refused.body.detail).toContain("not a repository you connected");
+    expect((await app(admin.token, "by-session")).status).toBe(201);
+    const full = await minted(admin.token, ["admin"]);
+    expect((await app(full.token, "by-admin-token")).status).toBe(201);
   });
 });

@@ -1,7 +1,7 @@
+import type { Actor } from "../actor.ts";
 import type { Repository } from "../apps/entity.ts";
 import { ValidationError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
-import { type UserItem, userKeys } from "../users/entity.ts";
 import { appHookKey, type RepoHookItem, repoHookKey } from "./repo-entity.ts";
 
 /** How an app is tied to its repository, which decides who may deliver its events. */
@@ -22,19 +22,18 @@ export type RepoBinding =
  */
 export async function bindRepository(
   deps: Pick<Deps, "store" | "config">,
-  ownerId: string,
+  actor: Pick<Actor, "userId" | "admin">,
   appId: string | undefined,
   repository: Repository,
 ): Promise<{ repository: Repository; binding: RepoBinding }> {
+  const ownerId = actor.userId;
   const connected = await deps.store.get<RepoHookItem>(repoHookKey(ownerId, repository.fullName));
   if (connected?.repoId !== undefined)
     return { repository: { ...repository, fullName: connected.fullName, id: connected.repoId }, binding: "id" };
   const unbound = { ...repository, id: null };
   if (appId && (await deps.store.get(appHookKey(appId)))) return { repository: unbound, binding: "app-hook" };
-  if (deps.config.github.webhookSecret) {
-    const user = await deps.store.get<UserItem>(userKeys.user(ownerId));
-    if (user?.role === "admin") return { repository: unbound, binding: "name" };
-  }
+  // An admin acting as one (not through a token without the `admin` scope).
+  if (deps.config.github.webhookSecret && actor.admin === true) return { repository: unbound, binding: "name" };
   throw new ValidationError(`${repository.fullName} is not a repository you connected`, [
     {
       path: "body.repository.fullName",
