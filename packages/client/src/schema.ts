@@ -4250,6 +4250,8 @@ export interface components {
             githubConnected: boolean;
             /** @enum {string} */
             authType: "password" | "github";
+            /** @description The user's plan (null: the operator's default plan) */
+            plan: string | null;
             createdAt: number;
         };
         Problem: {

@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import * as z from "zod/mini";
 import { ConfigError } from "./errors.ts";
+import { loadPlans, type Plans } from "./plans/plans.ts";
 import "./zod-mini.ts";
 
 /**
@@ -83,6 +84,7 @@ const schema = z.object({
   HOIST_TRUSTED_PROXIES: z._default(cidrList, []),
   HOIST_SSH_DENY_NETWORKS: z.optional(cidrList),
   HOIST_SSH_ALLOW_NETWORKS: z._default(cidrList, []),
+  HOIST_PLANS_FILE: z.optional(nonEmpty),
   /** Set by the stacks on AWS (the stage name); its presence tightens defaults meant for the cloud. */
   HOIST_STAGE: z.optional(nonEmpty),
 });
@@ -138,6 +140,8 @@ export interface Config {
   queue: { maxAttempts: number; visibilitySeconds: number };
   ws: { idleTimeoutSeconds: number; maxAgeSeconds: number };
   dynamodb: { port: number; endpoint: string | undefined };
+  /** The plans (limits and prices) from HOIST_PLANS_FILE, or the default set (plans/default-plans.json). */
+  plans: Plans;
   deploy: { timeoutMs: number; leaseMs: number; logMaxBytes: number; logRetentionDays: number };
   ssh: {
     connectTimeoutMs: number;
@@ -190,6 +194,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     queue: { maxAttempts: e.HOIST_QUEUE_MAX_ATTEMPTS, visibilitySeconds: e.HOIST_QUEUE_VISIBILITY_SECONDS },
     ws: { idleTimeoutSeconds: e.HOIST_WS_IDLE_TIMEOUT_SECONDS, maxAgeSeconds: e.HOIST_WS_MAX_AGE_SECONDS },
     dynamodb: { port: e.HOIST_DYNAMODB_PORT, endpoint: e.HOIST_DYNAMODB_ENDPOINT },
+    plans: loadPlans(e.HOIST_PLANS_FILE),
     deploy: {
       timeoutMs: e.HOIST_DEPLOY_TIMEOUT_SECONDS * 1000,
       leaseMs: e.HOIST_DEPLOY_LEASE_SECONDS * 1000,

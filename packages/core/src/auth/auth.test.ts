@@ -32,6 +32,7 @@ describe("register", () => {
       disabled: false,
       githubConnected: false,
       authType: "password",
+      plan: "free", // the default plan
       createdAt: expect.any(Number),
     });
     expect(admin.expiresIn).toBe(900);

@@ -348,6 +348,7 @@ async function signUp(deps: Deps, profile: GitHubProfile, email: string | undefi
     authType: "github",
     githubId,
     githubLogin: profile.login,
+    plan: deps.config.plans.default,
   });
   draft.githubToken = await seal(deps, token, draft.id);
 

@@ -35,6 +35,7 @@ export function newUserItem(
     passwordHash?: string;
     githubId?: string;
     githubLogin?: string;
+    plan?: string;
   },
   now = Date.now(),
 ): UserItem {
@@ -101,6 +102,7 @@ export async function register(
     role: "member",
     authType: "password",
     passwordHash: await hashPassword(input.password),
+    plan: deps.config.plans.default,
   });
   const user = await createUser(deps, draft);
   await recordAudit(deps, {

@@ -16,6 +16,8 @@ export type UserItem = Key & {
   githubLogin?: string;
   /** The GitHub OAuth token, sealed by the KeyVault with `{ ownerId }` as context. */
   githubToken?: string;
+  /** The user's plan (plans/plans.ts); none recorded: the configured default. */
+  plan?: string;
   createdAt: number;
   updatedAt: number;
   version: number;
@@ -32,6 +34,8 @@ export interface User {
   disabled: boolean;
   githubConnected: boolean;
   authType: AuthType;
+  /** The user's plan; null: the operator's default plan. */
+  plan: string | null;
   createdAt: number;
 }
 
@@ -57,6 +61,7 @@ export function toUser(item: UserItem): User {
     disabled: item.disabled,
     githubConnected: item.githubId !== undefined,
     authType: item.authType,
+    plan: item.plan ?? null,
     createdAt: item.createdAt,
   };
 }

@@ -9,6 +9,7 @@ export const UserSchema = z
     disabled: z.boolean(),
     githubConnected: z.boolean(),
     authType: z.enum(["password", "github"]),
+    plan: z.string().nullable().openapi({ description: "The user's plan (null: the operator's default plan)" }),
     createdAt: z.number().int(),
   })
   .openapi("User");
