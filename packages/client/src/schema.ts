@@ -4265,6 +4265,14 @@ export interface components {
                 path: string;
                 message: string;
             }[];
+            /** @description 402: the plan limit that would be exceeded */
+            limit?: string;
+            /** @description 402: the current use of that limit */
+            use?: number;
+            /** @description 402: what the plan allows */
+            allowed?: number;
+            /** @description 402: the user's plan */
+            plan?: string;
         };
         NewApiToken: {
             id: string;

@@ -13,7 +13,12 @@ export class HoistError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
-    readonly extra: { errors?: FieldError[]; headers?: Record<string, string> } = {},
+    readonly extra: {
+      errors?: FieldError[];
+      headers?: Record<string, string>;
+      /** Extension members of the problem JSON. */
+      members?: Record<string, unknown>;
+    } = {},
   ) {
     super(message);
   }
@@ -51,6 +56,22 @@ export class ConflictError extends HoistError {
   override name = "ConflictError";
   constructor(message: string) {
     super(409, "conflict", message);
+  }
+}
+
+/**
+ * A plan's limit would be exceeded (issue: pay-per-use): 402, naming the
+ * limit, the current use and the plan, also as problem members.
+ */
+export class PaymentRequiredError extends HoistError {
+  override name = "PaymentRequiredError";
+  constructor(limit: string, use: number, allowed: number, plan: string) {
+    super(
+      402,
+      "limit_exceeded",
+      `Your plan "${plan}" allows ${allowed} ${limit}; you use ${use}. Upgrade the plan or free some up`,
+      { members: { limit, use, allowed, plan } },
+    );
   }
 }
 

@@ -10,12 +10,17 @@ export const ProblemSchema = z
     instance: z.string().optional(),
     requestId: z.string().optional(),
     errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    limit: z.string().optional().openapi({ description: "402: the plan limit that would be exceeded" }),
+    use: z.number().optional().openapi({ description: "402: the current use of that limit" }),
+    allowed: z.number().optional().openapi({ description: "402: what the plan allows" }),
+    plan: z.string().optional().openapi({ description: "402: the user's plan" }),
   })
   .openapi("Problem");
 
 const descriptions: Record<number, string> = {
   400: "Invalid input",
   401: "Not authenticated",
+  402: "A limit of your plan would be exceeded",
   403: "Not allowed",
   404: "Not found",
   409: "Conflict",

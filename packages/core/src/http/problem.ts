@@ -18,6 +18,7 @@ export interface Problem {
 const titles: Record<number, string> = {
   400: "Bad Request",
   401: "Unauthorized",
+  402: "Payment Required",
   403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
@@ -35,7 +36,13 @@ export function problem(
   c: Context<AppEnv>,
   status: number,
   detail: string,
-  extra: { code?: string; errors?: FieldError[]; headers?: Record<string, string> } = {},
+  extra: {
+    code?: string;
+    errors?: FieldError[];
+    headers?: Record<string, string>;
+    /** Extension members of the problem (RFC 9457 § 3.2), e.g. a 402's limit, use and plan. */
+    members?: Record<string, unknown>;
+  } = {},
 ): Response {
   const body: Problem = {
     type: extra.code ? `https://hoist.dev/problems/${extra.code}` : "about:blank",
@@ -45,6 +52,7 @@ export function problem(
     instance: c.req.path,
     requestId: c.get("requestId"),
     ...(extra.errors ? { errors: extra.errors } : {}),
+    ...extra.members,
   };
   for (const [name, value] of Object.entries(extra.headers ?? {})) c.header(name, value);
   return c.body(JSON.stringify(body), status as ContentfulStatusCode, {
