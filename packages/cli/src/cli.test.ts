@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type Harness, PASSWORD, startHarness } from "./testing/harness.ts";
+import { addServer, createApp } from "./testing/steps.ts";
 
 /** `hoist` as a child process against the embedded runtime and a loopback SSH target. */
 let h: Harness;
@@ -48,33 +49,14 @@ describe("hoist CLI", () => {
     const appDir = join(h.ssh.cwd, "web");
     mkdirSync(appDir);
     const steps = [
-      [
-        "servers",
-        "add",
-        "box",
-        "--address",
-        h.ssh.host,
-        "--port",
-        String(h.ssh.port),
-        "--user",
-        h.ssh.username,
-        "--key-file",
-        h.keyFile,
-      ],
+      addServer(h),
       ["projects", "create", "shop"],
-      [
-        "apps",
-        "create",
-        "web",
-        "--project",
-        "shop",
-        "--server",
-        "box",
-        "--path",
-        appDir,
-        "--deploy-command",
-        'test "$GREETING" = "hello world" && echo env ok; for i in 1 2 3; do echo step $i; done',
-      ],
+      createApp({
+        name: "web",
+        project: "shop",
+        path: appDir,
+        command: 'test "$GREETING" = "hello world" && echo env ok; for i in 1 2 3; do echo step $i; done',
+      }),
       ["env", "set", "web", "GREETING=hello world", "DROP=me"],
       ["env", "unset", "web", "DROP"],
     ];
@@ -97,17 +79,7 @@ describe("hoist CLI", () => {
     const appDir = join(h.ssh.cwd, "bad");
     mkdirSync(appDir);
     const created = await h.cli([
-      "apps",
-      "create",
-      "bad",
-      "--project",
-      "shop",
-      "--server",
-      "box",
-      "--path",
-      appDir,
-      "--deploy-command",
-      "echo about to fail; exit 3",
+      ...createApp({ name: "bad", project: "shop", path: appDir, command: "echo about to fail; exit 3" }),
       "--json",
     ]);
     expect(json(created.stdout)).toMatchObject({ id: expect.stringMatching(/^app_/), name: "bad" });

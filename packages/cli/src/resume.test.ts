@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type Harness, PASSWORD, startHarness, startProxy } from "./testing/harness.ts";
+import { addServer, createApp } from "./testing/steps.ts";
 
 /**
  * `deploy --follow` through a TCP proxy whose connections are cut mid-deploy:
@@ -19,33 +20,14 @@ beforeAll(async () => {
   mkdirSync(appDir);
   const steps = [
     ["login", "-u", "bea", "--password-stdin"],
-    [
-      "servers",
-      "add",
-      "box",
-      "--address",
-      h.ssh.host,
-      "--port",
-      String(h.ssh.port),
-      "--user",
-      h.ssh.username,
-      "--key-file",
-      h.keyFile,
-    ],
+    addServer(h),
     ["projects", "create", "p"],
-    [
-      "apps",
-      "create",
-      "slow",
-      "--project",
-      "p",
-      "--server",
-      "box",
-      "--path",
-      appDir,
-      "--deploy-command",
-      "for i in $(seq 1 40); do echo line $i; sleep 0.05; done",
-    ],
+    createApp({
+      name: "slow",
+      project: "p",
+      path: appDir,
+      command: "for i in $(seq 1 40); do echo line $i; sleep 0.05; done",
+    }),
   ];
   for (const args of steps) {
     const r = await h.cli(args, { url, input: `${PASSWORD}\n` });
