@@ -1,16 +1,9 @@
 import { createApp } from "@hoist/core/http/app";
 import { handle } from "hono/aws-lambda";
 import { awsDeps } from "./aws-deps.ts";
-import { lazyEventBridgeScheduler, lazyKmsKeyVault, lazySqsQueue } from "./ports/lazy.ts";
-import { lazySsh2Executor } from "./ports/lazy-executor.ts";
+import { everyPort } from "./ports/lazy.ts";
 
-const deps = await awsDeps({
-  queue: lazySqsQueue,
-  scheduler: lazyEventBridgeScheduler,
-  keyVault: lazyKmsKeyVault,
-  // SSH only for the server status check: the ssh2 executor is loaded on first use.
-  executor: lazySsh2Executor,
-});
+const deps = await awsDeps(everyPort());
 const app = handle(createApp(deps));
 
 /** The Hono app; the requests it counted for `GET /api/usage` are written before Lambda may freeze the instance. */

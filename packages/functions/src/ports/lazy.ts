@@ -1,4 +1,5 @@
 import type { Broadcaster, JobQueue, KeyVault, Scheduler } from "@hoist/core/ports";
+import { lazySsh2Executor } from "./lazy-executor.ts";
 
 /** `load` run once, on first call; a failed load is tried again on the next call. */
 export function loadOnce<T>(load: () => Promise<T>): () => Promise<T> {
@@ -49,3 +50,11 @@ export const lazyApiGatewayBroadcaster = (): Broadcaster => {
     close: async (connectionId) => (await broadcaster()).close(connectionId),
   };
 };
+
+/** Every port beyond the table and the WebSocket API, each loaded on first use: what the http function and the workers use. */
+export const everyPort = () => ({
+  queue: lazySqsQueue,
+  scheduler: lazyEventBridgeScheduler,
+  keyVault: lazyKmsKeyVault,
+  executor: lazySsh2Executor,
+});
