@@ -28,6 +28,7 @@ import { loadConfig } from "@hoist/core/config";
 import { createLogger } from "@hoist/core/logger";
 import type { Executor } from "@hoist/core/servers/ssh";
 import { cond, type Store } from "@hoist/core/store/store";
+import { UNLIMITED_PLANS_FILE } from "@hoist/core/testing/plans";
 import { startTestSshServer, type TestSshServer } from "@hoist/core/testing/ssh-server";
 import { type Runtime, startRuntime } from "@hoist/local/runtime";
 import {
@@ -151,6 +152,7 @@ export async function startBench(env: Record<string, string> = {}): Promise<Benc
         HOIST_RATE_LIMIT_AUTH: "0",
         HOIST_RATE_LIMIT_API: "0",
         HOIST_STATUS_SWEEP_SECONDS: "0",
+        HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE,
         ...env,
       }),
       createLogger("silent"),

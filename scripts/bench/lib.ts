@@ -339,7 +339,12 @@ export async function startHoist(opts: StartOptions = {}): Promise<HoistProcess>
   const started = performance.now();
   const child: ChildProcess = spawn("npm", ["start"], {
     cwd: root,
-    env: userEnv({ ...opts.env, PORT: String(port), HOIST_DATA_DIR: dataDir }),
+    env: userEnv({
+      HOIST_PLANS_FILE: join(root, "packages/core/src/testing/unlimited-plans.json"),
+      ...opts.env,
+      PORT: String(port),
+      HOIST_DATA_DIR: dataDir,
+    }),
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -1158,7 +1158,7 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Change a user's role or disable them (admins) */
+        /** Change a user's role or plan, or disable them (admins) */
         patch: {
             parameters: {
                 query?: never;
@@ -1174,6 +1174,8 @@ export interface paths {
                         /** @enum {string} */
                         role?: "admin" | "member";
                         disabled?: boolean;
+                        /** @description One of the configured plans */
+                        plan?: string;
                     };
                 };
             };
@@ -1399,6 +1401,15 @@ export interface paths {
                 };
                 /** @description Not authenticated */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A limit of your plan would be exceeded */
+                402: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2080,6 +2091,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description A limit of your plan would be exceeded */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -2341,6 +2361,15 @@ export interface paths {
                 };
                 /** @description Not authenticated */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A limit of your plan would be exceeded */
+                402: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2766,6 +2795,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description A limit of your plan would be exceeded */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Not found */
                 404: {
                     headers: {
@@ -3104,6 +3142,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description A limit of your plan would be exceeded */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Not found */
                 404: {
                     headers: {
@@ -3128,11 +3175,14 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Metered use in a month (default: this month) */
+        /** Metered use in a month, against your plan (admins: `userId` for anyone's) */
         get: {
             parameters: {
                 query?: {
+                    /** @description YYYY-MM (UTC); default: this month */
                     month?: string;
+                    /** @description Admins: another user's */
+                    userId?: string;
                 };
                 header?: never;
                 path?: never;
@@ -3146,12 +3196,85 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        "application/json": components["schemas"]["Usage"];
+                    };
+                };
+                /** @description Invalid input */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not authenticated */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/usage/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every user's metered use in a month (admins), by user id */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    cursor?: string;
+                    /** @description YYYY-MM (UTC); default: this month */
+                    month?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page of users' usage */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
                         "application/json": {
-                            month: string;
-                            requests: number;
-                            deployments: number;
-                            deploySeconds: number;
-                            appRunningMinutes: number;
+                            items: {
+                                userId: string;
+                                month: string;
+                                requests: number;
+                                deployments: number;
+                                deploySeconds: number;
+                                /** @description Booked minutes of running apps */
+                                appRunningMinutes: number;
+                            }[];
+                            nextCursor: string | null;
                         };
                     };
                 };
@@ -3166,6 +3289,84 @@ export interface paths {
                 };
                 /** @description Not authenticated */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/usage/statement": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A month's statement: booked counters × your plan's prices, in cents (`Accept: text/csv` for CSV) */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description YYYY-MM (UTC); default: this month */
+                    month?: string;
+                    /** @description Admins: another user's */
+                    userId?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The statement */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["UsageStatement"];
+                        "text/csv": string;
+                    };
+                };
+                /** @description Invalid input */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not authenticated */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4389,6 +4590,39 @@ export interface components {
             exitCode: number | null;
             error: string | null;
             redeployOf: string | null;
+        };
+        Usage: {
+            userId: string;
+            month: string;
+            requests: number;
+            deployments: number;
+            deploySeconds: number;
+            /** @description Booked minutes of running apps */
+            appRunningMinutes: number;
+            /** @description Minutes of apps running now, not yet booked (a started minute counts as one) */
+            liveAppMinutes: number;
+            plan: string;
+            /** @description The plan's limits; a missing one is unlimited */
+            limits: {
+                servers?: number;
+                apps?: number;
+                runningApps?: number;
+                deployMinutes?: number;
+                appMinutes?: number;
+                requestsPerMinute?: number;
+            };
+        };
+        UsageStatement: {
+            month: string;
+            plan: string;
+            lines: {
+                /** @enum {string} */
+                item: "requests" | "deployments" | "deploySeconds" | "appRunningMinutes";
+                quantity: number;
+                unitCents: number;
+                amountCents: number;
+            }[];
+            totalCents: number;
         };
         GitHubWebhookReply: {
             /** @enum {string} */

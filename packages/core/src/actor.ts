@@ -9,12 +9,15 @@ export interface Actor {
   ip: string | null;
   /** Acting with an admin's rights: an admin signed in, or an admin's API token with the `admin` scope. */
   admin?: boolean;
+  /** The user's plan as recorded (null: the default plan); absent for system work, which reads it (plans/quota.ts). */
+  plan?: string | null;
 }
 
 export const actorOf = (c: Context<AppEnv>): Actor => ({
   userId: c.var.user.id,
   ip: clientIp(c),
   admin: effectiveRole(c) === "admin",
+  plan: c.var.user.plan ?? null,
 });
 
 /** Scheduled and queued work acts as the owner, from no address. */

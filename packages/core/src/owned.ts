@@ -15,4 +15,6 @@ export const owned = {
     gsi1sk: `${pad(createdAt)}#${id}`,
   }),
   listPk: (ownerId: string, kind: OwnedKind) => `OWNER#${ownerId}#${kind}S`,
+  /** A consistent Query of a user's items of one kind (the table, not gsi1): with sk `beginsWith`. */
+  all: (ownerId: string, kind: OwnedKind) => ({ pk: `OWNER#${ownerId}`, sk: { beginsWith: `${kind}#` } }),
 };

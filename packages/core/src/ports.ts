@@ -86,6 +86,8 @@ export interface Deps {
    * counted, awaited by the http handler before it returns.
    */
   usage: UsageMeter;
+  /** The clock of metering (usage/running.ts), injected by tests; the wall clock when absent. */
+  now?: () => number;
   /**
    * Set only where this process is the one process working on its table (the
    * embedded runtime, holding its data directory's lock): leases and claims

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { loadConfig } from "@hoist/core/config";
 import { createLogger } from "@hoist/core/logger";
 import { fetchApi } from "@hoist/core/testing/fetch-api";
+import { UNLIMITED_PLANS_FILE } from "@hoist/core/testing/plans";
 import { eventually } from "@hoist/core/testing/workers";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
@@ -25,6 +26,7 @@ beforeAll(async () => {
       HOIST_RATE_LIMIT_AUTH: "0",
       HOIST_RATE_LIMIT_API: "0",
       HOIST_STATUS_SWEEP_SECONDS: "0",
+      HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE,
       HOIST_LOG_LEVEL: "silent",
     }),
     createLogger("silent"),

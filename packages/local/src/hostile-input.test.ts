@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "@hoist/core/config";
 import { createLogger } from "@hoist/core/logger";
+import { UNLIMITED_PLANS_FILE } from "@hoist/core/testing/plans";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
 import { HTTP_LIMITS } from "./http-server.ts";
@@ -84,6 +85,7 @@ beforeAll(async () => {
       HOIST_RATE_LIMIT_AUTH: "0",
       HOIST_RATE_LIMIT_API: "0",
       HOIST_STATUS_SWEEP_SECONDS: "0",
+      HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE,
       HOIST_LOG_LEVEL: "silent",
     }),
     createLogger("silent"),

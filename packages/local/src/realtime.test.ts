@@ -6,6 +6,7 @@ import { loadConfig } from "@hoist/core/config";
 import { createLogger } from "@hoist/core/logger";
 import { channelPk, subscriptionKey } from "@hoist/core/realtime/publish";
 import { fetchApi } from "@hoist/core/testing/fetch-api";
+import { UNLIMITED_PLANS_FILE } from "@hoist/core/testing/plans";
 import { startTestSshServer, type TestSshServer } from "@hoist/core/testing/ssh-server";
 import { eventually } from "@hoist/core/testing/workers";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -77,6 +78,7 @@ beforeAll(async () => {
       HOIST_RATE_LIMIT_AUTH: "0",
       HOIST_RATE_LIMIT_API: "0",
       HOIST_STATUS_SWEEP_SECONDS: "0",
+      HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE,
       HOIST_LOG_LEVEL: "silent",
     }),
     createLogger("silent"),

@@ -6,6 +6,7 @@ import { loadConfig } from "@hoist/core/config";
 import { createLogger } from "@hoist/core/logger";
 import { DynamoStore } from "@hoist/core/store/dynamo-store";
 import type { Store } from "@hoist/core/store/store";
+import { UNLIMITED_PLANS_FILE } from "@hoist/core/testing/plans";
 import { monthOf, type UsageItem, usageKey } from "@hoist/core/usage/entity";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { type Runtime, startRuntime } from "./runtime.ts";
@@ -25,6 +26,7 @@ describe("the embedded runtime's usage meter", () => {
         HOIST_DYNAMODB_ENDPOINT: inject("dynamoEndpoint"),
         HOIST_TABLE_NAME: tableName,
         HOIST_STATUS_SWEEP_SECONDS: "0",
+        HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE,
         HOIST_LOG_LEVEL: "silent",
       }),
       createLogger("silent"),

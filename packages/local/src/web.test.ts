@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { loadConfig } from "@hoist/core/config";
 import { createLogger } from "@hoist/core/logger";
 import { fetchApi } from "@hoist/core/testing/fetch-api";
+import { UNLIMITED_PLANS_FILE } from "@hoist/core/testing/plans";
 import { startTestSshServer, type TestSshServer } from "@hoist/core/testing/ssh-server";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -43,6 +44,7 @@ beforeAll(async () => {
       HOIST_RATE_LIMIT_AUTH: "0",
       HOIST_RATE_LIMIT_API: "0",
       HOIST_STATUS_SWEEP_SECONDS: "0",
+      HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE,
       HOIST_LOG_LEVEL: "silent",
     }),
     createLogger("silent"),
@@ -181,11 +183,26 @@ describe("live log page", () => {
     await shows(`#apps button[data-id="${appId}"] .badge`, "running");
     await page.getByRole("button", { name: "Stop" }).click();
     await shows("#app-status", "stopped");
-    // Only the two POSTs: "running" and "stopped" arrived over the WebSocket.
-    expect(requests.filter((r) => r.includes("/api/"))).toEqual([
+    // Only the two POSTs: "running" and "stopped" arrived over the WebSocket (the usage panel refreshes on them).
+    expect(requests.filter((r) => r.includes("/api/") && !r.startsWith("GET /api/usage"))).toEqual([
       `POST /api/apps/${appId}/start`,
       `POST /api/apps/${appId}/stop`,
     ]);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it("shows this month's use against the plan", async () => {
+    await shows("#usage-month", new Date().toISOString().slice(0, 7));
+    await page.locator("#usage dt", { hasText: exactly("App minutes") }).waitFor();
+    // The deploy above counted: one deployment (the runtime runs an unlimited plan, so no "/ limit").
+    await page.reload();
+    await page.getByLabel("Username or email").fill("wendy");
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    const row = (name: string) =>
+      page.locator("#usage dt", { hasText: exactly(name) }).locator("xpath=following-sibling::dd[1]");
+    await expect.poll(() => row("Deployments").textContent()).toBe("1");
+    expect(Number(await row("App minutes").textContent())).toBeGreaterThanOrEqual(1);
     expect(pageErrors).toEqual([]);
   });
 });

@@ -5,6 +5,7 @@ import { createScheduledEventHandler } from "@hoist/core/jobs/auto-stop";
 import { jobHandlers, scheduledHandlers } from "@hoist/core/jobs/handlers";
 import { createJobWorker } from "@hoist/core/jobs/worker";
 import type { Deps } from "@hoist/core/ports";
+import { closeOutRunningApps } from "@hoist/core/usage/close-out";
 import type { SQSRecord } from "aws-lambda";
 
 const SWEEP = "status-sweep";
@@ -43,6 +44,8 @@ export async function startLocalWorkers(
   else await scheduler.cancel(SWEEP);
   // Deployments queued by a process that died before sending their job run now, not at the next sweep.
   await wakeStaleQueues(deps, 0);
+  // Apps that kept running while the runtime was down: their minutes so far are booked now.
+  await closeOutRunningApps(deps);
 
   return async () => {
     await Promise.all([queue.stop(), scheduler.stop()]);

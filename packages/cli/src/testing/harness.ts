@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "@hoist/core/config";
 import { createLogger } from "@hoist/core/logger";
+import { UNLIMITED_PLANS_FILE } from "@hoist/core/testing/plans";
 import { startTestSshServer, type TestSshServer } from "@hoist/core/testing/ssh-server";
 import { type Runtime, startRuntime } from "@hoist/local/runtime";
 
@@ -43,6 +44,7 @@ export async function startHarness(dynamoEndpoint: string): Promise<Harness> {
       HOIST_RATE_LIMIT_AUTH: "0",
       HOIST_RATE_LIMIT_API: "0",
       HOIST_STATUS_SWEEP_SECONDS: "0",
+      HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE,
       HOIST_LOG_LEVEL: "silent",
     }),
     createLogger("silent"),

@@ -45,6 +45,10 @@ export type AppItem = Key & {
   runTimeout?: number | null;
   startedAt: number | null;
   stopsAt: number | null;
+  /** Running time is booked up to here (ms; usage/running.ts); absent when the app is not being metered. */
+  meteredUntil?: number | null;
+  /** The run that holds one of the owner's `runningApps` (from its start until it ends). */
+  countedRun?: string | null;
   lastError: { message: string; exitCode: number | null; output: string[]; at: number } | null;
   repository: Repository | null;
   /** How `repository` is bound (github/binding.ts); absent on apps bound before bindings existed (by name). */

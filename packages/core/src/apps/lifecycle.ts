@@ -7,14 +7,19 @@ import {
   errorMessage,
   ignoreConditionFailed,
   NotFoundError,
+  PaymentRequiredError,
   ServiceUnavailableError,
 } from "../errors.ts";
+import type { CountsItem } from "../plans/entity.ts";
 import type { Deps, Job, ScheduledEvent } from "../ports.ts";
 import { publish } from "../realtime/publish.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
 import { SshError } from "../servers/ssh-error.ts";
-import { cond } from "../store/store.ts";
-import { recordRunningMinutes } from "../usage/service.ts";
+import { type Condition, cond, type TransactOp } from "../store/store.ts";
+import { monthOf, type UsageItem, usageKey, userCountsKey } from "../usage/entity.ts";
+import { clock, meteringStart, runEnd, takeRunningSlot } from "../usage/running.ts";
+import { planOf } from "../usage/service.ts";
+import { warnOnLimits } from "../usage/warnings.ts";
 import { type AppItem, type AppStatus, appKey, commandsOf } from "./entity.ts";
 import { readEnv } from "./env.ts";
 import { type AppLockItem, type LockWork, withHeartbeat } from "./lock.ts";
@@ -59,7 +64,10 @@ const answer = (app: AppItem, message: string): LifecycleAnswer => ({
 /**
  * `POST /api/apps/:id/start`: moves `stopped`/`error` → `starting` with a new
  * run id (a conditional write, so two starts cannot both win) and queues the
- * SSH work; the worker moves it on to `running` or `error`.
+ * SSH work; the worker moves it on to `running` or `error`. In the same
+ * transaction the run takes one of the owner's `runningApps` (402 at the
+ * plan's limit, so N+1 racing starts leave exactly N) and the month's
+ * `appRunningMinutes` must be under the plan's `appMinutes` (402).
  */
 export async function startApp(
   deps: Deps,
@@ -68,23 +76,55 @@ export async function startApp(
   timeoutMinutes?: number,
 ): Promise<LifecycleAnswer> {
   const runId = randomBytes(9).toString("base64url");
-  let app: AppItem;
+  const plan = await planOf(deps, actor.userId);
+  const month = monthOf(clock(deps));
+  const { runningApps, appMinutes } = plan.limits;
   try {
-    app = await deps.store.update<AppItem>(appKey(actor.userId, appId), {
-      set: {
-        status: "starting",
-        runId,
-        lastError: null,
-        startedAt: null,
-        stopsAt: null,
-        runTimeout: timeoutMinutes ?? null,
-        updatedAt: Date.now(),
+    await deps.store.transact([
+      {
+        update: {
+          ...appKey(actor.userId, appId),
+          set: {
+            status: "starting",
+            runId,
+            countedRun: runId,
+            lastError: null,
+            startedAt: null,
+            stopsAt: null,
+            runTimeout: timeoutMinutes ?? null,
+            updatedAt: Date.now(),
+          },
+          condition: cond.and(cond.exists(), cond.in("status", ["stopped", "error"])),
+        },
       },
-      condition: cond.and(cond.exists(), cond.in("status", ["stopped", "error"])),
-    });
+      takeRunningSlot(actor.userId, runningApps),
+      ...(appMinutes === undefined
+        ? []
+        : [
+            {
+              check: usageKey(actor.userId, month),
+              condition: cond.or(
+                cond.attrNotExists("appRunningMinutes"),
+                cond.compare("appRunningMinutes", "<", appMinutes),
+              ),
+            },
+          ]),
+    ]);
   } catch (err) {
+    if (err instanceof ConditionFailedError && !err.failedIndexes.includes(0)) {
+      if (err.failedIndexes.includes(1) && runningApps !== undefined) {
+        const counts = await deps.store.get<CountsItem>(userCountsKey(actor.userId));
+        throw new PaymentRequiredError("runningApps", counts?.runningApps ?? runningApps, runningApps, plan.name);
+      }
+      if (err.failedIndexes.includes(2) && appMinutes !== undefined) {
+        const usage = await deps.store.get<UsageItem>(usageKey(actor.userId, month));
+        throw new PaymentRequiredError("appMinutes", usage?.appRunningMinutes ?? appMinutes, appMinutes, plan.name);
+      }
+    }
     throw await transitionError(deps, actor.userId, appId, err, "start");
   }
+  const app = await deps.store.get<AppItem>(appKey(actor.userId, appId), { consistent: true });
+  if (!app) throw new NotFoundError("App");
   await enqueueOrFail(deps, app, { type: "app-start", ownerId: actor.userId, appId, runId });
   await announce(deps, app, "starting");
   await auditAction(deps, actor, "app", "app.start", appId, { timeout: timeoutMinutes ?? app.autoStopTimeout });
@@ -120,6 +160,12 @@ export async function extendApp(deps: Deps, actor: Actor, appId: string, minutes
   return answer(app, `Auto-stop moved to ${new Date(stopsAt).toISOString()}`);
 }
 
+/**
+ * `running`/`error` → `stopping`. Leaving `running` ends the run: its last
+ * minutes are booked and its `runningApps` slot released in the same
+ * transaction (usage/running.ts), so the time an app is metered is the time it
+ * is `running`, and the stop command's own time is not billed.
+ */
 async function beginStop(
   deps: Deps,
   ownerId: string,
@@ -127,35 +173,114 @@ async function beginStop(
   from: AppStatus[],
   runId?: string,
 ): Promise<AppItem> {
-  const before = await deps.store.get<AppItem>(appKey(ownerId, appId));
-  if (!before || !from.includes(before.status) || (runId && before.runId !== runId)) {
-    throw await transitionError(deps, ownerId, appId, new ConditionFailedError(), "stop");
-  }
+  let before: AppItem | undefined;
   try {
-    await deps.store.transact([
-      {
-        update: {
-          ...appKey(ownerId, appId),
-          set: { status: "stopping", updatedAt: Date.now() },
-          condition: cond.and(cond.eq("status", before.status), cond.eq("runId", before.runId)),
-        },
-      },
-      ...(before.status === "running"
-        ? [
-            {
-              update: {
-                ...serverKey(ownerId, before.serverId),
-                add: { runningAppsCount: -1 },
-                condition: cond.exists(),
-              },
-            },
-          ]
-        : []),
-    ]);
+    const ended = await endRun(deps, ownerId, appId, (app) => {
+      if (!from.includes(app.status) || (runId && app.runId !== runId)) return undefined;
+      before = app;
+      return {
+        set: { status: "stopping", updatedAt: Date.now() },
+        condition: cond.and(cond.eq("status", app.status), cond.eq("runId", app.runId)),
+        ops:
+          app.status === "running"
+            ? [
+                {
+                  update: {
+                    ...serverKey(ownerId, app.serverId),
+                    add: { runningAppsCount: -1 },
+                    condition: cond.exists(),
+                  },
+                },
+              ]
+            : [],
+      };
+    });
+    if (!ended || !before) throw new ConditionFailedError();
   } catch (err) {
     throw await transitionError(deps, ownerId, appId, err, "stop");
   }
   return { ...before, status: "stopping" };
+}
+
+interface RunEndingWrite {
+  set: Record<string, unknown>;
+  condition: Condition;
+  ops: TransactOp[];
+}
+
+/**
+ * A transition that ends the app's run, if it has one: `write` (decided on
+ * the app as read; undefined: the transition does not apply) plus the run's
+ * close-out, in one transaction conditional on the watermark read. A racing
+ * close-out (the sweep) makes it read again and retry; it answers whether it
+ * wrote. Limit warnings follow for the months the last minutes touched.
+ */
+async function endRun(
+  deps: Deps,
+  ownerId: string,
+  appId: string,
+  write: (app: AppItem) => RunEndingWrite | undefined,
+): Promise<boolean> {
+  for (let attempt = 0; ; attempt++) {
+    const app = await deps.store.get<AppItem>(appKey(ownerId, appId), { consistent: true });
+    const w = app && write(app);
+    if (!app || !w) return false;
+    const end = runEnd(app, clock(deps));
+    try {
+      await deps.store.transact([
+        {
+          update: {
+            ...appKey(ownerId, appId),
+            set: w.set,
+            remove: end.remove,
+            condition: cond.and(w.condition, end.condition),
+          },
+        },
+        ...w.ops,
+        ...end.ops,
+      ]);
+    } catch (err) {
+      if (err instanceof ConditionFailedError && err.failedIndexes.includes(0) && attempt < 4) continue;
+      throw err;
+    }
+    if (end.months.length > 0) await warnOnLimits(deps, ownerId, end.months);
+    return true;
+  }
+}
+
+/**
+ * Commits `ops`, which delete the app, together with the end of its run if it
+ * has one (a forced delete of a running app: its last minutes booked, its
+ * `runningApps` slot released), the delete conditional on the watermark read.
+ * A racing close-out (the sweep) makes it read again and retry. `commit` runs
+ * the transaction (default: as is; a caller may add its own counts).
+ */
+export async function deleteEndingRun(
+  deps: Deps,
+  ownerId: string,
+  appId: string,
+  ops: TransactOp[],
+  commit: (all: TransactOp[]) => Promise<void> = (all) => deps.store.transact(all),
+): Promise<void> {
+  const key = appKey(ownerId, appId);
+  for (let attempt = 0; ; attempt++) {
+    const app = await deps.store.get<AppItem>(key, { consistent: true });
+    const end = app ? runEnd(app, clock(deps)) : undefined;
+    const withEnd = ops.map((op): TransactOp => {
+      if (!end || !("delete" in op) || op.delete.pk !== key.pk || op.delete.sk !== key.sk) return op;
+      return { delete: op.delete, condition: op.condition ? cond.and(op.condition, end.condition) : end.condition };
+    });
+    try {
+      await commit([...withEnd, ...(end?.ops ?? [])]);
+    } catch (err) {
+      if (!(err instanceof ConditionFailedError) || !app || attempt >= 4) throw err;
+      const now = await deps.store.get<AppItem>(key, { consistent: true });
+      if (now && (now.meteredUntil !== app.meteredUntil || now.countedRun !== app.countedRun)) continue;
+      throw err;
+    }
+    if (end && end.months.length > 0) await warnOnLimits(deps, ownerId, end.months);
+    return;
+  }
 }
 
 /** A transition whose job cannot be queued ends `error` at once, instead of waiting for a worker that never comes. */
@@ -195,16 +320,20 @@ async function serverOf(deps: Deps, app: AppItem): Promise<ServerItem | undefine
 
 /** Records a failed run as `error` with what failed, if it is still this run. */
 async function fail(deps: Deps, app: AppItem, message: string, exitCode: number | null, output: string[]) {
-  await deps.store
-    .update(appKey(app.ownerId, app.id), {
-      set: {
-        status: "error",
-        lastError: { message, exitCode, output: tail(output), at: Date.now() },
-        updatedAt: Date.now(),
-      },
-      condition: cond.eq("runId", app.runId),
-    })
-    .catch(ignoreConditionFailed);
+  // A failed start ends its run (its `runningApps` slot is released); a failed stop's run ended when it began.
+  await endRun(deps, app.ownerId, app.id, (current) =>
+    current.runId === app.runId
+      ? {
+          set: {
+            status: "error",
+            lastError: { message, exitCode, output: tail(output), at: Date.now() },
+            updatedAt: Date.now(),
+          },
+          condition: cond.eq("runId", app.runId),
+          ops: [],
+        }
+      : undefined,
+  ).catch(ignoreConditionFailed);
   await announce(deps, app, "error", { message });
   await recordAudit(deps, {
     userId: app.ownerId,
@@ -308,6 +437,9 @@ export async function markDeployed(deps: Deps, ownerId: string, appId: string): 
   }
   if (app.status !== "stopped" && app.status !== "error") return;
   const runId = randomBytes(9).toString("base64url");
+  // The deploy already made the app run: metered from now, and counted in `runningApps` even past the plan's
+  // limit (the limit refuses starts; it cannot un-run what a deploy started).
+  const metering = meteringStart(app, runId, clock(deps));
   try {
     await deps.store.transact([
       {
@@ -316,6 +448,8 @@ export async function markDeployed(deps: Deps, ownerId: string, appId: string): 
           set: {
             status: "running",
             runId,
+            countedRun: runId,
+            ...metering.set,
             runTimeout: null,
             startedAt: now,
             stopsAt: fromNow,
@@ -326,6 +460,8 @@ export async function markDeployed(deps: Deps, ownerId: string, appId: string): 
         },
       },
       { update: { ...serverKey(ownerId, app.serverId), add: { runningAppsCount: 1 }, condition: cond.exists() } },
+      takeRunningSlot(ownerId, undefined),
+      ...metering.ops,
     ]);
   } catch (err) {
     ignoreConditionFailed(err);
@@ -340,16 +476,18 @@ async function markRunning(deps: Deps, app: AppItem) {
   const now = Date.now();
   const minutes = app.runTimeout ?? app.autoStopTimeout;
   const stopsAt = minutes > 0 ? now + minutes * MINUTE : null;
+  const metering = meteringStart(app, app.runId ?? "", clock(deps));
   try {
     await deps.store.transact([
       {
         update: {
           ...appKey(app.ownerId, app.id),
-          set: { status: "running", startedAt: now, stopsAt, updatedAt: now },
+          set: { status: "running", startedAt: now, stopsAt, updatedAt: now, ...metering.set },
           condition: cond.and(cond.eq("status", "starting"), cond.eq("runId", app.runId)),
         },
       },
       { update: { ...serverKey(app.ownerId, app.serverId), add: { runningAppsCount: 1 }, condition: cond.exists() } },
+      ...metering.ops,
     ]);
   } catch (err) {
     if (err instanceof ConditionFailedError) return; // superseded meanwhile
@@ -371,7 +509,6 @@ async function markStopped(deps: Deps, app: AppItem) {
     if (err instanceof ConditionFailedError) return;
     throw err;
   }
-  if (app.startedAt) await recordRunningMinutes(deps, app.ownerId, app.startedAt, now);
   await announce(deps, { ...app, startedAt: null, stopsAt: null }, "stopped");
 }
 

@@ -128,7 +128,7 @@ export const appRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
           z.object(fields).partial({ appUrl: true, autoStopTimeout: true, repository: true, commands: true }).strict(),
         ),
       },
-      responses: { 201: jsonContent(AppSchema, "Created"), ...problems(400, 401) },
+      responses: { 201: jsonContent(AppSchema, "Created"), ...problems(400, 401, 402) },
     }),
     async (c) => c.json(await createApp(c.var.deps, actorOf(c), c.req.valid("json")), 201),
   )
@@ -192,7 +192,8 @@ export const appRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
             .strict(),
         ),
       },
-      responses: { 202: jsonContent(Lifecycle, "Starting"), ...problems(400, 401, 404, 409) },
+      // 402: the plan's runningApps are all running, or this month's appMinutes are used up.
+      responses: { 202: jsonContent(Lifecycle, "Starting"), ...problems(400, 401, 402, 404, 409) },
     }),
     async (c) => {
       const body = c.req.header("content-type") ? c.req.valid("json") : {};

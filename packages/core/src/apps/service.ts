@@ -4,6 +4,8 @@ import { ConditionFailedError, ConflictError, NotFoundError, ValidationError } f
 import { bindRepository, type RepoBinding } from "../github/binding.ts";
 import { newId } from "../ids.ts";
 import { owned } from "../owned.ts";
+import { releaseCounted, takeCounted } from "../plans/counts.ts";
+import { planOf } from "../plans/quota.ts";
 import type { Deps } from "../ports.ts";
 import { projectKey } from "../projects/entity.ts";
 import { serverKey } from "../servers/entity.ts";
@@ -107,7 +109,8 @@ export async function createApp(deps: Deps, actor: Actor, input: AppInput) {
     ...repoIndex(bound?.repository, bound?.binding, id),
   };
   try {
-    await deps.store.transact([
+    // With the owner's app count, conditional on the plan's limit (402 over it).
+    await takeCounted(deps, actor.userId, "apps", await planOf(deps, actor.userId, actor), [
       { put: item, condition: cond.notExists() },
       ...mustExist(actor.userId, input.projectId, input.serverId, 1),
     ]);
@@ -224,7 +227,7 @@ export async function updateApp(deps: Deps, actor: Actor, id: string, patch: Par
 export async function deleteApp(deps: Deps, actor: Actor, id: string) {
   const before = await getAppItem(deps, actor.userId, id);
   try {
-    await deps.store.transact([
+    await releaseCounted(deps, actor.userId, "apps", [
       { delete: appKey(actor.userId, id), condition: cond.in("status", ["stopped", "error"]) },
       { delete: appEnvKey(actor.userId, id) },
       { update: { ...serverKey(actor.userId, before.serverId), add: { appCount: -1 }, condition: cond.exists() } },

@@ -300,9 +300,13 @@ describe("API tokens on the WebSocket", () => {
     const adminWrite = await minted(admin.token, ["write"]);
     expect((await connect("conn-admin-write", adminWrite.token)).statusCode).toBe(200);
     expect(await subscribe("conn-admin-write", "logs:all")).toMatchObject({ type: "error" });
+    // Another user's usage is an admin's read too: not through a token without `admin`.
+    expect(await subscribe("conn-admin-write", `usage:${owner.id}`)).toMatchObject({ type: "error" });
+    expect(await subscribe("conn-admin-write", `usage:${admin.id}`)).toMatchObject({ type: "subscribed" });
     const adminAll = await minted(admin.token, ["admin"]);
     expect((await connect("conn-admin", adminAll.token)).statusCode).toBe(200);
     expect(await subscribe("conn-admin", "logs:all")).toMatchObject({ type: "subscribed", channel: "logs:all" });
+    expect(await subscribe("conn-admin", `usage:${owner.id}`)).toMatchObject({ type: "subscribed" });
 
     expect((await t.call("DELETE", `/api/tokens/${read.id}`, { token: owner.token })).status).toBe(200);
     expect((await connect("conn-read-2", read.token)).statusCode).toBe(401);

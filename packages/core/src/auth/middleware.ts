@@ -3,7 +3,7 @@ import { recordAudit } from "../audit/service.ts";
 import { ForbiddenError, UnauthorizedError } from "../errors.ts";
 import type { AppEnv } from "../http/env.ts";
 import { clientIp } from "../http/middleware/client-ip.ts";
-import { consumeRateLimit } from "../http/middleware/rate-limit.ts";
+import { consumeRateLimit, countInWindow, judgeRateLimit } from "../http/middleware/rate-limit.ts";
 import type { Deps } from "../ports.ts";
 import type { Role, UserItem } from "../users/entity.ts";
 import type { ApiTokenItem } from "./api-token-entity.ts";
@@ -49,26 +49,32 @@ export function startAuthentication(c: Context<AppEnv>): void {
  * An API token must hold the scope the route needs (auth/scopes.ts); each
  * mutation it makes is audited (`token.use`). The request is counted for
  * `GET /api/usage` by the usage meter, which writes in the background.
+ * The per-user window allows the user's plan's `requestsPerMinute`, or
+ * HOIST_RATE_LIMIT_API where the plan sets none; HOIST_RATE_LIMIT_API=0 turns
+ * both off (load tests), and so does a plan's 0.
  */
 export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
   const header = c.req.header("authorization") ?? "";
   const token = bearerToken(header);
   if (!token) throw new UnauthorizedError(header ? "Malformed Authorization header" : "Authentication required");
   const deps = c.var.deps;
-  const limit = deps.config.rateLimit.api;
+  const limited = deps.config.rateLimit.api > 0;
+  const limitOf = (user: UserItem) =>
+    limited ? (deps.config.plans.get(user.plan).limits.requestsPerMinute ?? deps.config.rateLimit.api) : 0;
   const first = await (c.var.authenticating ?? firstCheck(deps, token));
   if ("claims" in first) {
     c.set("claims", first.claims);
     c.set("user", first.user);
     deps.usage.count(first.user.id);
-    await consumeRateLimit(c, "api-user", first.user.id, limit);
+    await consumeRateLimit(c, "api-user", first.user.id, limitOf(first.user));
     return next();
   }
 
+  // The token's item names the user: the user and the window are read together, the window judged by the user's plan.
   const item = first.apiTokenItem;
   const [owner, window] = await Promise.allSettled([
     tokenUser(deps, item),
-    consumeRateLimit(c, "api-user", item.userId, limit),
+    limited ? countInWindow(deps.store, "api-user", item.userId) : undefined,
   ]);
   if (owner.status === "rejected") throw owner.reason;
   const { user, apiToken } = acceptApiToken(deps, item, owner.value);
@@ -76,6 +82,7 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
   c.set("apiToken", apiToken);
   deps.usage.count(user.id);
   if (window.status === "rejected") throw window.reason;
+  if (window.value) judgeRateLimit(c, limitOf(user), window.value);
   assertScope(
     c,
     requiredScope(c.req.method, c.req.path, (name) => c.req.query(name)),

@@ -64,3 +64,8 @@ export function socketMaySubscribe(scopes: readonly Scope[] | undefined, role: R
   const granted = grantedScopes(scopes, role);
   return granted.has("read") && (channel !== "logs:all" || granted.has("admin"));
 }
+
+/** The role a socket acts with: an admin's, through a token without the `admin` scope, is a member's (as effectiveRole). */
+export function socketRole(scopes: readonly Scope[] | undefined, role: Role): Role {
+  return !scopes || grantedScopes(scopes, role).has("admin") ? role : "member";
+}

@@ -1,6 +1,7 @@
 import { recordAudit } from "../audit/service.ts";
 import { ConditionFailedError, ConflictError, ForbiddenError, UnauthorizedError } from "../errors.ts";
 import { newId } from "../ids.ts";
+import { emptyCounts } from "../plans/entity.ts";
 import type { Deps } from "../ports.ts";
 import { closeUserSockets } from "../realtime/close.ts";
 import { cond } from "../store/store.ts";
@@ -76,6 +77,8 @@ export async function createUser(
       ...(asAdmin
         ? [{ put: { ...userKeys.bootstrap(), entity: "bootstrap", userId: user.id }, condition: cond.notExists() }]
         : []),
+      // Counts from zero, so the user's first server or app needs no backfill (plans/counts.ts).
+      { put: emptyCounts(user.id) },
     ];
     try {
       await deps.store.transact(ops);

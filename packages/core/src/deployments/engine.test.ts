@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type AppItem, appKey } from "../apps/entity.ts";
 import { appLockKey } from "../apps/lock.ts";
 import { serverKey } from "../servers/entity.ts";
-import type { Store } from "../store/store.ts";
+import type { Store, TransactOp } from "../store/store.ts";
 import { appReaches, deploymentEnded, ownerWithServer, type TestClient, testClient } from "../testing/http.ts";
 import { startTestSshServer, type TestSshServer } from "../testing/ssh-server.ts";
 import { eventually, startWorkers } from "../testing/workers.ts";
@@ -52,7 +52,11 @@ const restores: (() => void)[] = [];
 afterEach(() => {
   for (const undo of restores.splice(0)) undo();
 });
-function failStore<K extends "update" | "put">(method: K, when: (args: Parameters<Store[K]>) => boolean, times = 1) {
+function failStore<K extends "update" | "put" | "transact">(
+  method: K,
+  when: (args: Parameters<Store[K]>) => boolean,
+  times = 1,
+) {
   const store = t.deps.store as Store;
   const original = store[method].bind(store) as (...args: unknown[]) => Promise<unknown>;
   let left = times;
@@ -67,6 +71,14 @@ function failStore<K extends "update" | "put">(method: K, when: (args: Parameter
     (store as unknown as Record<string, unknown>)[method] = original;
   });
 }
+
+/** The deployment's terminal write (the first op of its finishing transaction). */
+const terminalWrite = (op: TransactOp | undefined, pk?: string) =>
+  op !== undefined &&
+  "update" in op &&
+  (pk === undefined || op.update.pk === pk) &&
+  op.update.set?.status === "succeeded" &&
+  "finishedAt" in op.update.set;
 
 async function makeApp(name: string, commands: Json | null, extra: Json = {}) {
   const dir = join(ssh.cwd, name);
@@ -146,10 +158,9 @@ describe("deploy engine", () => {
 
   it("ends a deployment whose finish meets DynamoDB errors, and still runs the next one", async () => {
     const app = await makeApp("flaky", { deploy: "echo $HOIST_DEPLOYMENT_ID >> ran.txt" });
-    // The terminal write fails once (retried), and every follow-up write (audit, usage) fails.
-    failStore("update", ([, spec]) => spec.set?.status === "succeeded" && "finishedAt" in (spec.set ?? {}), 1);
+    // The terminal write (with the deployment's usage) fails once (retried), and every follow-up write (audit) fails.
+    failStore("transact", ([ops]) => terminalWrite(ops[0]), 1);
     failStore("put", ([item]) => item.entity === "audit" && String(item.action) === "deployment.finish", 10);
-    failStore("update", ([key]) => key.pk.startsWith("USAGE#") || key.sk.startsWith("USAGE#"), 10);
     const first = await deploy(app.id);
     const second = await deploy(app.id);
     expect((await finished(first)).status).toBe("succeeded");
@@ -159,7 +170,7 @@ describe("deploy engine", () => {
   it("fails a deployment whose final write never lands (on redelivery), with the lock released for the next", async () => {
     const app = await makeApp("doomed", { deploy: "echo $HOIST_DEPLOYMENT_ID >> ran.txt" });
     const first = await deploy(app.id);
-    failStore("update", ([key, spec]) => key.pk === `DEP#${first}` && spec.set?.status === "succeeded", 4);
+    failStore("transact", ([ops]) => terminalWrite(ops[0], `DEP#${first}`), 4);
     const second = await deploy(app.id);
     expect((await finished(second)).status).toBe("succeeded");
     const done = await finished(first);

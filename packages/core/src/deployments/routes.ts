@@ -6,7 +6,6 @@ import { idOf, idParam } from "../http/ids.ts";
 import { idempotent } from "../http/middleware/idempotency.ts";
 import { bearer, jsonContent, PageQuery, pageOf, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
-import { getUsage, monthOf } from "../usage/service.ts";
 import { toDeployment } from "./entity.ts";
 import { storedLines } from "./log-chunks.ts";
 import { cancelDeployment, deployApp, getDeploymentItem, listDeployments, redeploy } from "./service.ts";
@@ -70,7 +69,7 @@ export const deploymentRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validatio
           },
         },
       },
-      responses: { 202: jsonContent(Wrapped, "Queued"), ...problems(400, 401, 404, 409) },
+      responses: { 202: jsonContent(Wrapped, "Queued"), ...problems(400, 401, 402, 404, 409) },
     }),
     async (c) => {
       const body = c.req.header("content-type") ? c.req.valid("json") : {};
@@ -143,39 +142,7 @@ export const deploymentRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validatio
       path: "/api/deployments/{id}/redeploy",
       summary: "Deploy the same commit again (a rollback when it is an older deployment)",
       request: { params: IdParam },
-      responses: { 202: jsonContent(Wrapped, "Queued"), ...problems(401, 404) },
+      responses: { 202: jsonContent(Wrapped, "Queued"), ...problems(401, 402, 404) },
     }),
     async (c) => c.json({ deployment: await redeploy(c.var.deps, actorOf(c), c.req.valid("param").id) }, 202),
-  )
-  .openapi(
-    createRoute({
-      ...auth,
-      tags: ["usage"],
-      method: "get",
-      path: "/api/usage",
-      summary: "Metered use in a month (default: this month)",
-      request: {
-        query: z.object({
-          month: z
-            .string()
-            .regex(/^\d{4}-(0[1-9]|1[0-2])$/, "YYYY-MM")
-            .optional(),
-        }),
-      },
-      responses: {
-        200: jsonContent(
-          z.object({
-            month: z.string(),
-            requests: z.number().int(),
-            deployments: z.number().int(),
-            deploySeconds: z.number().int(),
-            appRunningMinutes: z.number().int(),
-          }),
-          "Usage",
-        ),
-        ...problems(400, 401),
-      },
-    }),
-    async (c) =>
-      c.json(await getUsage(c.var.deps, c.var.user.id, c.req.valid("query").month ?? monthOf(Date.now())), 200),
   );

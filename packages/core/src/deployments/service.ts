@@ -13,8 +13,10 @@ import {
 import { githubClientFor, repoPath } from "../github/repos.ts";
 import { GitHubApiError } from "../github/rest.ts";
 import { newId } from "../ids.ts";
+import { deployMinutesCheck, overDeployMinutes, planOf } from "../plans/quota.ts";
 import type { Deps } from "../ports.ts";
 import { cond } from "../store/store.ts";
+import type { UsageItem } from "../usage/entity.ts";
 import { type UserItem, userKeys } from "../users/entity.ts";
 import {
   appDeploymentsPk,
@@ -98,7 +100,18 @@ export async function queueDeployment(
 ): Promise<Deployment> {
   const item = newDeployment(app, input);
   const id = item.id;
-  await deps.store.transact(queueOps(item));
+  // Queued only under the owner's plan's deploy minutes for the month (a check in the same transaction).
+  const plan = await planOf(deps, app.ownerId, actor);
+  const quota = deployMinutesCheck(app.ownerId, plan, item.queuedAt);
+  const ops = [...queueOps(item), ...(quota ? [quota] : [])];
+  try {
+    await deps.store.transact(ops);
+  } catch (err) {
+    if (err instanceof ConditionFailedError && quota && err.failedIndexes.includes(ops.length - 1)) {
+      throw overDeployMinutes(plan, await deps.store.get<UsageItem>(quota.check, { consistent: true }));
+    }
+    throw err;
+  }
   try {
     await deps.queue.send(deployJobOf(item));
   } catch (err) {

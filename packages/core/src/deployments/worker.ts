@@ -12,7 +12,9 @@ import { publish } from "../realtime/publish.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
 import { SshError } from "../servers/ssh-error.ts";
 import { cond } from "../store/store.ts";
-import { recordDeployUsage } from "../usage/service.ts";
+import { monthOf } from "../usage/entity.ts";
+import { deployUsageOp } from "../usage/service.ts";
+import { warnOnLimits } from "../usage/warnings.ts";
 import { type DeploymentItem, type DeploymentStatus, deploymentKey, toDeployment } from "./entity.ts";
 import { LogWriter } from "./log-writer.ts";
 import { leaveQueue, leaveQueueOps, queuedDeployments } from "./queued.ts";
@@ -185,20 +187,24 @@ async function execute(deps: Deps, dep: DeploymentItem, lock: AppLockItem, ahead
 }
 
 /**
- * Records the terminal status (retried: it is the one write that must land),
- * then the follow-ups, each on its own so none can block the others: usage,
- * audit, the status message, superseding, and the app's lifecycle.
+ * Records the terminal status and, in the same transaction, the deployment's
+ * use (so it is counted exactly once: a redelivery finds it ended and adds
+ * nothing), retried: it is the one write that must land. Then the follow-ups,
+ * each on its own so none can block the others: limit warnings, audit, the
+ * status message, superseding, and the app's lifecycle.
  */
 export async function finish(deps: Deps, dep: DeploymentItem, outcome: Outcome): Promise<void> {
   const finishedAt = Date.now();
   const durationMs = dep.startedAt ? finishedAt - dep.startedAt : null;
+  const set = { ...outcome, finishedAt, durationMs, leaseUntil: null };
   let done: DeploymentItem | undefined;
   for (let attempt = 1; !done; attempt++) {
     try {
-      done = await deps.store.update<DeploymentItem>(deploymentKey(dep.id), {
-        set: { ...outcome, finishedAt, durationMs, leaseUntil: null },
-        condition: cond.eq("status", "running"),
-      });
+      await deps.store.transact([
+        { update: { ...deploymentKey(dep.id), set, condition: cond.eq("status", "running") } },
+        deployUsageOp(dep.ownerId, finishedAt, durationMs ?? 0),
+      ]);
+      done = { ...dep, ...(Object.fromEntries(Object.entries(set).filter(([, v]) => v !== undefined)) as typeof set) };
     } catch (err) {
       if (err instanceof ConditionFailedError) return; // already ended (taken over, or a redelivery)
       if (attempt >= 4) throw err; // the job is retried: its redelivery fails the deployment as stranded
@@ -207,7 +213,7 @@ export async function finish(deps: Deps, dep: DeploymentItem, outcome: Outcome):
   }
   const ended = done;
   const steps: [string, () => Promise<unknown>][] = [
-    ["usage", () => recordDeployUsage(deps, dep.ownerId, finishedAt, durationMs ?? 0)],
+    ["usage warnings", () => warnOnLimits(deps, dep.ownerId, [monthOf(finishedAt)])],
     [
       "audit",
       () =>

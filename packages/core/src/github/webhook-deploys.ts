@@ -5,7 +5,8 @@ import { type AuditEntry, auditItem } from "../audit/service.ts";
 import type { DeploymentItem } from "../deployments/entity.ts";
 import { deployJobOf, queueOps } from "../deployments/queued.ts";
 import { type NewDeployment, newDeployment, triggerAudit } from "../deployments/service.ts";
-import { ConditionFailedError } from "../errors.ts";
+import { ConditionFailedError, type PaymentRequiredError } from "../errors.ts";
+import { deployMinutesCheck, deployQuotas, type Quotas, refusalMessage, rereadQuotas } from "../plans/quota.ts";
 import type { Deps } from "../ports.ts";
 import { cond, type TransactOp } from "../store/store.ts";
 import { type RunPlan, succeededWorkflows } from "../workflow-runs/service.ts";
@@ -18,8 +19,11 @@ import type { DeliveryScope } from "./webhook-auth.ts";
  * What a delivery does, written in one transaction (DESIGN.md § Deploy flow
  * step 1): the claim, `done`; per app a `queued` deployment, its queued marker
  * (the outbox: the stale-queue sweep wakes an app whose job was never sent),
- * the webhook's audit entry for the app and the deployment's trigger entry;
- * or, when nothing deploys, the delivery's own audit entry. The jobs are sent
+ * the webhook's audit entry for the app and the deployment's trigger entry,
+ * and a check that the owner is under their plan's deploy minutes; an owner
+ * over them gets the deployment written `failed` instead, naming the limit (no
+ * marker, no job: recorded, not dropped, and listed in the answer); or, when
+ * nothing deploys, the delivery's own audit entry. The jobs are sent
  * after it commits, or (a queue kept in the table, embedded) written in it too. Superseding older queued deployments is the worker's
  * (it cancels all but the newest when a run ends), so nothing else is written.
  */
@@ -58,15 +62,18 @@ type Pending = { app: AppItem; dep: DeploymentItem };
  * deployed to an app (its guard held) drops that app and the rest commit.
  */
 export async function commitDelivery(
-  deps: Pick<Deps, "store" | "queue" | "exclusiveInstanceId">,
+  deps: Pick<Deps, "store" | "queue" | "exclusiveInstanceId" | "config">,
   d: DeliveryRef & { ip: string | null },
   start: Hold,
   work: Work,
 ): Promise<Committed> {
   let hold = start;
   const skip = new Set<string>();
+  const queued = queuedUnder(start);
+  const owners = (work.deploy?.apps ?? []).filter((app) => !queued[app.id]).map((app) => app.ownerId);
+  const quotas = await deployQuotas(deps, owners, Date.now());
   for (let attempt = 0; ; attempt++) {
-    const result = await tryCommit(deps, d, hold, work, skip);
+    const result = await tryCommit(deps, d, hold, work, skip, quotas);
     if (result !== "lost") return result;
     if (attempt >= 2) throw inProgress(Date.now());
     const standing = await rereadClaim(deps, d.deliveryId);
@@ -81,6 +88,7 @@ async function tryCommit(
   start: Hold,
   work: Work,
   skip: Set<string>,
+  quotas: Quotas,
 ): Promise<Committed | "lost"> {
   const queued = queuedUnder(start);
   const now = Date.now();
@@ -91,7 +99,7 @@ async function tryCommit(
         .map((app) => ({ app, dep: newDeployment(app, deploy.input, now) }))
     : [];
   const withJob = deps.queue.sendWith !== undefined; // the jobs go in the transaction (embedded)
-  const perApp = (deploy?.input.trigger === "ci-success" ? 5 : 4) + (withJob ? 1 : 0);
+  const perApp = (deploy?.input.trigger === "ci-success" ? 5 : 4) + (withJob ? 1 : 0) + (quotas.size > 0 ? 1 : 0);
   const chunks = chunk(pending, Math.floor((MAX_ACTIONS - 1) / perApp));
   const answer = (all: Record<string, string>) => {
     const deployments = (deploy?.apps ?? []).flatMap((app) => all[app.id] ?? []);
@@ -114,8 +122,24 @@ async function tryCommit(
         }),
       ];
       const guards = new Map<number, string>();
+      const checks = new Map<number, string>();
+      const checked = new Set<string>();
       const jobs: { committed(): void; failed(): void }[] = [];
       for (const { app, dep } of batch) {
+        const quota = quotas.get(app.ownerId);
+        if (quota?.over) {
+          // Over the owner's deploy minutes: recorded as failed, with the reason (no marker, no job).
+          const failed = refused(dep, quota.over, now);
+          ops.push({ put: failed, condition: cond.notExists() }, { put: auditItem(webhookAudit(d, app, failed), now) });
+          continue;
+        }
+        // Its owner's deploy minutes checked in the transaction too (once: an item is touched once per transaction).
+        const check = quota && !checked.has(app.ownerId) ? deployMinutesCheck(app.ownerId, quota.plan, now) : undefined;
+        if (check) {
+          checked.add(app.ownerId);
+          checks.set(ops.length, app.ownerId);
+          ops.push(check);
+        }
         const job = deps.queue.sendWith?.(deployJobOf(dep));
         if (job) {
           ops.push(job.op);
@@ -140,7 +164,10 @@ async function tryCommit(
           return "lost"; // another attempt claimed it first: read it again
         }
         const deployed = err.failedIndexes.flatMap((index) => guards.get(index) ?? []);
-        if (deployed.length === 0) throw err;
+        const spent = err.failedIndexes.flatMap((index) => checks.get(index) ?? []);
+        if (deployed.length === 0 && spent.length === 0) throw err;
+        // An owner's deploy minutes ran out since they were read: their apps are recorded as failed instead.
+        if (spent.length > 0) await rereadQuotas(deps, quotas, spent, now);
         // This commit already deployed (or is queued) there: a green run of another workflow got it first.
         for (const appId of deployed) skip.add(appId);
         batch = batch.filter((p) => !skip.has(p.app.id));
@@ -148,7 +175,7 @@ async function tryCommit(
       }
       Object.assign(queued, next);
       for (const job of jobs) job.committed();
-      if (!withJob) fresh.push(...batch.map((p) => p.dep));
+      if (!withJob) fresh.push(...batch.filter((p) => !quotas.get(p.app.ownerId)?.over).map((p) => p.dep));
       hold = { kind: "ours", queued: { ...queued } };
       if (last) return { ...reply, fresh };
       break;
@@ -156,6 +183,14 @@ async function tryCommit(
   }
   throw new Error("unreachable: the last chunk returns");
 }
+
+/** A deployment refused for its owner's plan: written `failed` at once, the limit named in its error. */
+const refused = (dep: DeploymentItem, over: PaymentRequiredError, now: number): DeploymentItem => ({
+  ...dep,
+  status: "failed",
+  finishedAt: now,
+  error: refusalMessage(over),
+});
 
 function chunk<T>(items: T[], size: number): T[][] {
   if (items.length === 0) return [[]];
@@ -178,6 +213,7 @@ function webhookAudit(d: DeliveryRef & { ip: string | null }, app: AppItem, dep:
       ref: dep.ref,
       commitSha: dep.commitSha,
       deploymentId: dep.id,
+      ...(dep.status === "failed" ? { refused: dep.error } : {}),
     },
     ipAddress: d.ip,
   };

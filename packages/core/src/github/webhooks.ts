@@ -26,7 +26,8 @@ import { deliveryHeaders, isDeliveryId, type Plan, type PushPlan, parseBody, pla
  *    repository the payload names (or of the app's own hook), and the
  *    delivery's claim — then the signature is verified, the headers and
  *    payload validated, and a delivery already handled answered `duplicate`;
- * 2. the query for the apps on the repository's branch;
+ * 2. the query for the apps on the repository's branch (and, only where a plan
+ *    limits deploy minutes, one BatchGetItem of their owners' plans and usage);
  * 3. one TransactWriteItems: the claim, the deployments with their queued
  *    markers, the audit entries, and (embedded) their jobs
  *    (webhook-deploys.ts, delivery-claim.ts).

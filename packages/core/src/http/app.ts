@@ -17,6 +17,7 @@ import type { Deps } from "../ports.ts";
 import { projectRoutes } from "../projects/routes.ts";
 import { publish, subscribers } from "../realtime/publish.ts";
 import { serverRoutes } from "../servers/routes.ts";
+import { usageRoutes } from "../usage/routes.ts";
 import { userRoutes } from "../users/routes.ts";
 import { webRoutes } from "../web/routes.ts";
 import { workflowRunRoutes } from "../workflow-runs/routes.ts";
@@ -132,6 +133,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
   app.route("/", projectRoutes);
   app.route("/", appRoutes);
   app.route("/", deploymentRoutes);
+  app.route("/", usageRoutes);
   app.route("/", webhookRoutes);
   app.route("/", repoRoutes);
   app.route("/", workflowRunRoutes);

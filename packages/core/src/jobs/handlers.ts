@@ -1,6 +1,7 @@
 import { autoStop } from "../apps/lifecycle.ts";
 import type { Deps, ScheduledEvent } from "../ports.ts";
 import { sweepServers } from "../servers/status.ts";
+import { closeOutRunningApps } from "../usage/close-out.ts";
 import { appJob, appWakeJob, deployJob, wakeApp, wakeStaleQueues } from "./app-worker.ts";
 import type { JobHandlers } from "./worker.ts";
 
@@ -23,7 +24,8 @@ export const scheduledHandlers: ScheduledHandlers = {
   },
   "status-sweep": async (_event, deps) => {
     await wakeStaleQueues(deps, 60_000);
-    const result = await sweepServers(deps);
-    deps.logger.info("status sweep", result);
+    // Running minutes booked as they pass (whole minutes), not only when the app stops.
+    const [result, metered] = await Promise.all([sweepServers(deps), closeOutRunningApps(deps)]);
+    deps.logger.info("status sweep", { ...result, metered });
   },
 };

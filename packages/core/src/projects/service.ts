@@ -1,10 +1,11 @@
 import type { Actor } from "../actor.ts";
 import { type AppItem, appEnvKey, appKey, isActive, projectAppsPk } from "../apps/entity.ts";
-import { autoStopScheduleName } from "../apps/lifecycle.ts";
+import { autoStopScheduleName, deleteEndingRun } from "../apps/lifecycle.ts";
 import { auditAction } from "../audit/service.ts";
-import { ConflictError, NotFoundError } from "../errors.ts";
+import { ConditionFailedError, ConflictError, NotFoundError } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { owned } from "../owned.ts";
+import { releaseCounted } from "../plans/counts.ts";
 import type { Deps } from "../ports.ts";
 import { serverKey } from "../servers/entity.ts";
 import { cond, queryAll, type TransactOp } from "../store/store.ts";
@@ -88,7 +89,7 @@ export async function deleteProject(deps: Deps, actor: Actor, id: string, force:
   for (const app of apps) {
     // Each app goes with its env vars and its server's app count, all or nothing.
     const ops: TransactOp[] = [
-      { delete: appKey(actor.userId, app.id) },
+      { delete: appKey(actor.userId, app.id), condition: cond.exists() },
       { delete: appEnvKey(actor.userId, app.id) },
       {
         update: {
@@ -98,7 +99,13 @@ export async function deleteProject(deps: Deps, actor: Actor, id: string, force:
         },
       },
     ];
-    await deps.store.transact(ops);
+    // With the owner's app count (conditional on the app being there, so a racing delete counts once).
+    try {
+      // With the end of its run, if it was running (its last minutes booked, its runningApps slot released).
+      await deleteEndingRun(deps, actor.userId, app.id, ops, (all) => releaseCounted(deps, actor.userId, "apps", all));
+    } catch (err) {
+      if (!(err instanceof ConditionFailedError) || (await deps.store.get(appKey(actor.userId, app.id)))) throw err;
+    }
     await deps.scheduler.cancel(autoStopScheduleName(app.id));
   }
   await deps.store.delete(projectKey(actor.userId, id));

@@ -5,20 +5,26 @@ import type { UserItem } from "../users/entity.ts";
 import { replayLog } from "./log-fanout.ts";
 import { channelPk, type SubscriptionItem, subscriptionKey } from "./publish.ts";
 
-export type Channel = { kind: "deployment"; id: string } | { kind: "app"; id: string } | { kind: "logs" };
+export type Channel =
+  | { kind: "deployment"; id: string }
+  | { kind: "app"; id: string }
+  | { kind: "usage"; id: string }
+  | { kind: "logs" };
 
 export function parseChannel(channel: string): Channel | undefined {
   if (channel === "logs:all") return { kind: "logs" };
-  const m = /^(deployment|app):([A-Za-z0-9_-]{1,64})$/.exec(channel);
+  const m = /^(deployment|app|usage):([A-Za-z0-9_-]{1,64})$/.exec(channel);
   if (!m) return undefined;
-  return { kind: m[1] as "deployment" | "app", id: m[2] as string };
+  return { kind: m[1] as "deployment" | "app" | "usage", id: m[2] as string };
 }
 
-/** Who may read what: a deployment or app of their own; `logs:all` for admins. */
+/** Who may read what: a deployment or app of their own, their own usage (admins: anyone's); `logs:all` for admins. */
 export async function mayRead(deps: Pick<Deps, "store">, user: UserItem, channel: Channel): Promise<boolean> {
   switch (channel.kind) {
     case "logs":
       return user.role === "admin";
+    case "usage":
+      return channel.id === user.id || user.role === "admin";
     case "app":
       return (await deps.store.get<AppItem>(appKey(user.id, channel.id))) !== undefined;
     case "deployment":

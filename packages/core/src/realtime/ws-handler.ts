@@ -1,5 +1,5 @@
 import type { Scope } from "../auth/api-token-entity.ts";
-import { socketMaySubscribe } from "../auth/scopes.ts";
+import { socketMaySubscribe, socketRole } from "../auth/scopes.ts";
 import { authenticate } from "../auth/tokens.ts";
 import { HoistError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
@@ -81,14 +81,15 @@ export function createWsHandler(deps: Deps) {
       return { statusCode: 200 };
     }
     const channel = parseChannel(msg.channel);
-    if (!channel) return error(`Unknown channel ${msg.channel}; use deployment:<id>, app:<id> or logs:all`);
+    if (!channel)
+      return error(`Unknown channel ${msg.channel}; use deployment:<id>, app:<id>, usage:<userId> or logs:all`);
     // The user is read again: a role change or a disable takes effect on the next subscribe.
     const user = await deps.store.get<UserItem>(userKeys.user(connection.userId));
     if (
       !user ||
       user.disabled ||
       !socketMaySubscribe(connection.scopes, user.role, msg.channel) ||
-      !(await mayRead(deps, user, channel))
+      !(await mayRead(deps, { ...user, role: socketRole(connection.scopes, user.role) }, channel))
     ) {
       return error(`You may not subscribe to ${msg.channel}`);
     }

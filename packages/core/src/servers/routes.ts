@@ -97,7 +97,7 @@ export const serverRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHoo
       path: "/api/servers",
       summary: "Register a server (credentials are encrypted and never returned)",
       request: { body: jsonBody(CreateServer) },
-      responses: { 201: jsonContent(ServerSchema, "Created"), ...problems(400, 401) },
+      responses: { 201: jsonContent(ServerSchema, "Created"), ...problems(400, 401, 402) },
     }),
     async (c) => c.json(await createServer(c.var.deps, actorOf(c), c.req.valid("json")), 201),
   )

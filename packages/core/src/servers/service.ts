@@ -3,6 +3,8 @@ import { auditAction } from "../audit/service.ts";
 import { ConditionFailedError, ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import { newId } from "../ids.ts";
 import { owned } from "../owned.ts";
+import { releaseCounted, takeCounted } from "../plans/counts.ts";
+import { planOf } from "../plans/quota.ts";
 import type { Deps } from "../ports.ts";
 import { cond } from "../store/store.ts";
 import {
@@ -87,7 +89,9 @@ export async function createServer(deps: Deps, actor: Actor, input: ServerInput)
     gsi2pk: sweepShardPk(sweepShardOf(id)),
     gsi2sk: id,
   };
-  await deps.store.put(item, { condition: cond.notExists() });
+  // With the owner's server count, conditional on the plan's limit (402 over it).
+  const plan = await planOf(deps, actor.userId, actor);
+  await takeCounted(deps, actor.userId, "servers", plan, [{ put: item, condition: cond.notExists() }]);
   await auditAction(deps, actor, "server", "server.create", id, { name: input.name, address: input.address });
   return toServer(item);
 }
@@ -161,11 +165,16 @@ export async function updateServer(
 export async function deleteServer(deps: Deps, actor: Actor, id: string): Promise<void> {
   const before = await getServerItem(deps, actor.userId, id);
   try {
-    await deps.store.delete(serverKey(actor.userId, id), {
-      condition: cond.or(cond.attrNotExists("appCount"), cond.eq("appCount", 0)),
-    });
+    // With the owner's server count; conditional on the server being there, so a racing delete counts once.
+    await releaseCounted(deps, actor.userId, "servers", [
+      {
+        delete: serverKey(actor.userId, id),
+        condition: cond.and(cond.exists(), cond.or(cond.attrNotExists("appCount"), cond.eq("appCount", 0))),
+      },
+    ]);
   } catch (err) {
     if (err instanceof ConditionFailedError) {
+      await getServerItem(deps, actor.userId, id); // gone meanwhile: 404
       throw new ConflictError("This server still has apps; move or delete them first");
     }
     throw err;

@@ -115,6 +115,10 @@ export const cond = {
     const p = placeholder();
     return { expression: `attribute_exists(#pk${p})`, names: { [`#pk${p}`]: "pk" }, values: {} };
   },
+  attrExists(attr: string): Condition {
+    const p = placeholder();
+    return { expression: `attribute_exists(#a${p})`, names: { [`#a${p}`]: attr }, values: {} };
+  },
   attrNotExists(attr: string): Condition {
     const p = placeholder();
     return { expression: `attribute_not_exists(#a${p})`, names: { [`#a${p}`]: attr }, values: {} };

@@ -12,15 +12,16 @@ import type { Deps } from "../ports.ts";
 import { Ssh2Executor } from "../servers/ssh.ts";
 import { UsageMeter } from "../usage/meter.ts";
 import { testTable } from "./dynamo.ts";
+import { UNLIMITED_PLANS_FILE } from "./plans.ts";
 
 /**
  * Real local adapters over a fresh table, for handler tests through
  * `app.request()`. Queues and the scheduler are not started: tests that need
- * them running start them.
+ * them running start them. Plans without limits unless `env` names a HOIST_PLANS_FILE.
  */
 export async function testDeps(env: Record<string, string> = {}): Promise<Deps & { config: Config }> {
   const { store } = await testTable();
-  const config = loadConfig({ HOIST_LOG_LEVEL: "silent", ...env });
+  const config = loadConfig({ HOIST_LOG_LEVEL: "silent", HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE, ...env });
   const logger = createLogger(config.logLevel);
   const dataDir = await mkdtemp(join(tmpdir(), "hoist-test-"));
   return {

@@ -1,7 +1,7 @@
 import { ConditionFailedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { cond, type Key, type Store } from "../store/store.ts";
-import { monthOf, usageKey } from "./entity.ts";
+import { monthOf, usageAttrs, usageKey } from "./entity.ts";
 
 export interface UsageMeterOptions {
   store: Pick<Store, "update">;
@@ -157,7 +157,10 @@ export class UsageMeter {
     let error: unknown;
     const write = async (p: Pending) => {
       try {
-        await this.opts.store.update(usageKey(p.userId, p.month), { set: { entity: "usage" }, add: { requests: p.n } });
+        await this.opts.store.update(usageKey(p.userId, p.month), {
+          set: usageAttrs(p.userId, p.month),
+          add: { requests: p.n },
+        });
       } catch (err) {
         // Counted again at the next flush. (A write whose answer was lost may still have landed and then
         // counts twice, as with the SDK's own retries; a refused or unreachable one added nothing.)

@@ -37,16 +37,22 @@ const patch = createRoute({
   method: "patch",
   path: "/api/users/{id}",
   tags: ["users"],
-  summary: "Change a user's role or disable them (admins)",
+  summary: "Change a user's role or plan, or disable them (admins)",
   security: bearer,
   middleware: adminOnly,
   request: {
     params: IdParam,
     body: jsonBody(
       z
-        .object({ role: z.enum(["admin", "member"]).optional(), disabled: z.boolean().optional() })
+        .object({
+          role: z.enum(["admin", "member"]).optional(),
+          disabled: z.boolean().optional(),
+          plan: z.string().min(1).max(32).optional().openapi({ description: "One of the configured plans" }),
+        })
         .strict()
-        .refine((b) => b.role !== undefined || b.disabled !== undefined, { message: "Give role or disabled" }),
+        .refine((b) => b.role !== undefined || b.disabled !== undefined || b.plan !== undefined, {
+          message: "Give role, disabled or plan",
+        }),
     ),
   },
   responses: { 200: jsonContent(UserSchema, "The updated user"), ...problems(400, 401, 403, 404, 409) },

@@ -1,5 +1,5 @@
 import { recordAudit } from "../audit/service.ts";
-import { ConditionFailedError, ConflictError, NotFoundError } from "../errors.ts";
+import { ConditionFailedError, ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
 import { closeUserSockets, closeUserSocketsOn } from "../realtime/close.ts";
 import { cond } from "../store/store.ts";
@@ -17,19 +17,28 @@ export async function getUser(deps: Pick<Deps, "store">, id: string): Promise<Us
 }
 
 /**
- * An admin changes a user's role or disables them. Takes effect at once
- * (every request reloads the user). Admins cannot demote or disable
- * themselves, so there is always an admin left.
+ * An admin changes a user's role or plan, or disables them. Takes effect at
+ * once (every request reloads the user). Admins cannot demote or disable
+ * themselves, so there is always an admin left. A plan must be one of the
+ * configured ones (HOIST_PLANS_FILE); what the user holds beyond a smaller
+ * plan's limits stays, but nothing more is allowed until under them.
  */
 export async function updateUser(
-  deps: Pick<Deps, "store" | "broadcaster" | "logger">,
+  deps: Pick<Deps, "store" | "broadcaster" | "logger" | "config">,
   admin: UserItem,
   id: string,
-  patch: { role?: Role; disabled?: boolean },
+  patch: { role?: Role; disabled?: boolean; plan?: string },
   ip: string,
 ): Promise<User> {
   if (id === admin.id && (patch.role === "member" || patch.disabled === true)) {
     throw new ConflictError("You cannot demote or disable your own account");
+  }
+  const plans = deps.config.plans;
+  if (patch.plan !== undefined && !Object.hasOwn(plans.byName, patch.plan)) {
+    const known = Object.keys(plans.byName).join(", ");
+    throw new ValidationError(`No plan named ${JSON.stringify(patch.plan)}; the plans are ${known}`, [
+      { path: "body.plan", message: `Not a configured plan (one of: ${known})` },
+    ]);
   }
   const before = await deps.store.get<UserItem>(userKeys.user(id));
   if (!before) throw new NotFoundError("User");
@@ -50,6 +59,9 @@ export async function updateUser(
   if (patch.disabled !== undefined && patch.disabled !== before.disabled) {
     changes.push([patch.disabled ? "user.disabled" : "user.enabled", {}]);
   }
+  const planBefore = plans.get(before.plan).name;
+  if (patch.plan !== undefined && patch.plan !== planBefore)
+    changes.push(["user.plan_changed", { from: planBefore, to: patch.plan }]);
   for (const [action, details] of changes) {
     await recordAudit(deps, { userId: admin.id, action, resourceType: "user", resourceId: id, details, ipAddress: ip });
   }

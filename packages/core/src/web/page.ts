@@ -1,6 +1,7 @@
 /**
  * The live log page served at `/` (web/routes.ts): sign in, pick an app, see
- * its deployments and follow one's log over the WebSocket, start/stop/deploy.
+ * its deployments and follow one's log over the WebSocket, start/stop/deploy,
+ * and see this month's use against the plan (warnings live on `usage:<id>`).
  * Plain HTML with inline CSS and script, no external resources; the route's
  * Content-Security-Policy allows exactly these two inline blocks by hash, and
  * Trusted Types: data only ever reaches the DOM as text.
@@ -41,6 +42,9 @@ ul { list-style: none; margin: 0; padding: 0; display: grid; gap: .3rem; }
 #log [data-stream="system"] { color: #8b949e; }
 section + section { margin-top: 1rem; }
 @media (min-width: 48rem) { #layout { grid-template-columns: 16rem 1fr; } }
+#usage { display: grid; grid-template-columns: auto auto; gap: .15rem .75rem; margin: 0; font-size: .9rem; }
+#usage dd { margin: 0; text-align: right; font-variant-numeric: tabular-nums; }
+#usage dd.over { color: #cf222e; font-weight: 600; }
 `;
 
 // Plain ES2020 for the browser; no backticks or template substitutions inside.
@@ -121,7 +125,8 @@ export const PAGE_SCRIPT = `
       $("dashboard").hidden = false;
       $("signout").hidden = false;
       if (!ws) connect();
-      await loadApps();
+      subscribe("usage:" + data.user.id);
+      await Promise.all([loadApps(), loadUsage()]);
     } catch (err) {
       $("login-error").textContent = err.message;
     } finally {
@@ -140,7 +145,7 @@ export const PAGE_SCRIPT = `
     current = null;
     log.id = null;
     rows = new Map();
-    for (const id of ["apps", "deployments", "log", "who", "notice"]) $(id).replaceChildren();
+    for (const id of ["apps", "deployments", "log", "who", "notice", "usage"]) $(id).replaceChildren();
     $("app-pane").hidden = true;
     $("log-pane").hidden = true;
     $("dashboard").hidden = true;
@@ -159,6 +164,27 @@ export const PAGE_SCRIPT = `
       return el("li", {}, button);
     }));
     if (apps.length === 0) $("apps").append(el("li", { className: "muted", textContent: "No apps yet." }));
+  }
+
+  /** This month's use against the plan: running minutes (booked and live), deploy minutes, deployments, requests. */
+  async function loadUsage() {
+    const u = await api("GET", "/api/usage");
+    const limit = (name) => (u.limits[name] === undefined ? "" : " / " + u.limits[name]);
+    const over = (use, name) => u.limits[name] !== undefined && use >= u.limits[name] * 0.8;
+    const running = u.appRunningMinutes + u.liveAppMinutes;
+    const deployMinutes = Math.ceil(u.deploySeconds / 60);
+    const rows = [
+      ["Plan", u.plan, false],
+      ["App minutes", running + limit("appMinutes"), over(running, "appMinutes")],
+      ["Deploy minutes", deployMinutes + limit("deployMinutes"), over(deployMinutes, "deployMinutes")],
+      ["Deployments", String(u.deployments), false],
+      ["Requests", String(u.requests), false],
+    ];
+    $("usage-month").textContent = u.month;
+    $("usage").replaceChildren(...rows.flatMap(([name, value, warn]) => [
+      el("dt", { textContent: name }),
+      el("dd", { textContent: value, className: warn ? "over" : "" }),
+    ]));
   }
 
   function select(list, id) {
@@ -320,9 +346,13 @@ export const PAGE_SCRIPT = `
     } else if (m.type === "status" && m.resource === "app") {
       appSeen++;
       appStatus(m.id, m.status);
+      if (m.status === "running" || m.status === "stopping") loadUsage().catch(() => {});
     } else if (m.type === "status" && m.resource === "deployment") {
       if (m.deployment) upsertDeployment(m.deployment);
       if (m.id === log.id) setBadge($("log-status"), m.status);
+    } else if (m.type === "usage") {
+      notice("You have used " + m.threshold + " % of your plan's " + m.limit + " this month (" + m.use + " of " + m.allowed + ")", m.threshold >= 100);
+      loadUsage().catch(() => {});
     } else if (m.type === "error") {
       notice(m.message, true);
     }
@@ -364,6 +394,10 @@ export const PAGE_HTML = `<!doctype html>
       <nav aria-labelledby="apps-title">
         <h2 id="apps-title">Apps</h2>
         <ul id="apps" data-testid="apps"></ul>
+        <section aria-labelledby="usage-title">
+          <h2 id="usage-title">Use in <span id="usage-month"></span></h2>
+          <dl id="usage" data-testid="usage"></dl>
+        </section>
       </nav>
       <div>
         <section id="app-pane" aria-labelledby="app-name" hidden>

@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fetchApi } from "@hoist/core/testing/fetch-api";
+import { UNLIMITED_PLANS_FILE } from "@hoist/core/testing/plans";
 import { startTestSshServer } from "@hoist/core/testing/ssh-server";
 
 /**
@@ -109,6 +110,7 @@ export async function runCrashScenario(opts: CrashScenarioOptions): Promise<Cras
     HOIST_RATE_LIMIT_AUTH: "0",
     HOIST_RATE_LIMIT_API: "0",
     HOIST_STATUS_SWEEP_SECONDS: "0",
+    HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE,
   };
   let hoist = await startHoist(dataDir, env);
   try {

@@ -14,7 +14,12 @@ const WINDOW_SECONDS = 60;
  */
 export async function consumeRateLimit(c: Context<AppEnv>, scope: string, who: string, limit: number): Promise<void> {
   if (limit <= 0) return;
-  const { count, reset } = await countInWindow(c.var.deps.store, scope, who);
+  judgeRateLimit(c, limit, await countInWindow(c.var.deps.store, scope, who));
+}
+
+/** consumeRateLimit's verdict on a window already counted (for a limit known only after counting). */
+export function judgeRateLimit(c: Context<AppEnv>, limit: number, { count, reset }: { count: number; reset: number }) {
+  if (limit <= 0) return;
   const headers = {
     "RateLimit-Limit": String(limit),
     "RateLimit-Remaining": String(Math.max(0, limit - count)),
