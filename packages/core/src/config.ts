@@ -140,7 +140,7 @@ export interface Config {
   queue: { maxAttempts: number; visibilitySeconds: number };
   ws: { idleTimeoutSeconds: number; maxAgeSeconds: number };
   dynamodb: { port: number; endpoint: string | undefined };
-  /** The plans (limits and prices) from HOIST_PLANS_FILE, or the default set (plans/default-plans.json). */
+  /** The plans (limits and prices) from HOIST_PLANS_FILE, or the default set (plans/default-plans.ts). */
   plans: Plans;
   deploy: { timeoutMs: number; leaseMs: number; logMaxBytes: number; logRetentionDays: number };
   ssh: {

@@ -2,12 +2,12 @@ import { readFileSync } from "node:fs";
 import * as z from "zod/mini";
 import { ConfigError } from "../errors.ts";
 import "../zod-mini.ts";
-import defaults from "./default-plans.json" with { type: "json" };
+import { DEFAULT_PLANS } from "./default-plans.ts";
 
 /**
  * Plans are configuration, not code (issue: pay-per-use): limits on what a
  * user may hold and use, and unit prices in cents (fractions allowed). The
- * default set is default-plans.json; `HOIST_PLANS_FILE` names another file
+ * default set is default-plans.ts; `HOIST_PLANS_FILE` names another file
  * of the same shape. A missing limit is unlimited; a missing price is free.
  */
 export const LIMITS = ["servers", "apps", "runningApps", "deployMinutes", "appMinutes", "requestsPerMinute"] as const;
@@ -70,7 +70,7 @@ export function parsePlans(json: string, source: string): Plans {
 
 /** The plans of `file` (HOIST_PLANS_FILE), or the default set. */
 export function loadPlans(file: string | undefined): Plans {
-  if (!file) return parsePlans(JSON.stringify(defaults), "default plans");
+  if (!file) return parsePlans(JSON.stringify(DEFAULT_PLANS), "default plans");
   let text: string;
   try {
     text = readFileSync(file, "utf8");
