@@ -149,6 +149,24 @@ describe("TableQueue", () => {
     expect(ran).toEqual(["dep_2@1 after []"]);
   });
 
+  it("never hands a job to a consumer of another table (two runtimes in one process)", async () => {
+    const name = newName();
+    const { store: other } = await testTable("queue-other");
+    const ran: string[] = [];
+    start(queue(name, { store: other }), async ({ body }) => {
+      ran.push(body);
+    });
+    await sleep(100);
+    const job = queue(name).sendWith(deploy(1)); // this table has no consumer: a plain job, not leased
+    expect(job.op).toMatchObject({ put: { attempts: 0 } });
+    expect((job.op as { put: { leasedBy?: string } }).put.leasedBy).toBeUndefined();
+    await store.transact([job.op]);
+    job.committed();
+    await sleep(300);
+    expect(ran).toEqual([]);
+    expect(await jobsLeft(name)).toBe(1);
+  });
+
   it("holds a delayed job until its delay has passed", async () => {
     const seen: number[] = [];
     const q = start(queue(newName()), async () => {

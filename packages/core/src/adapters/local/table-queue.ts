@@ -120,7 +120,15 @@ interface Reservation {
   /** The write did not happen: give the slot back. */
   release(): void;
 }
-const consumers = new Map<string, Set<Consumer>>();
+/** By store (one per table in a process; two runtimes in one process never hand each other jobs), then queue name. */
+const registry = new WeakMap<Store, Map<string, Set<Consumer>>>();
+const consumersOf = (store: Store, queue: string): Set<Consumer> => {
+  const byName = registry.get(store) ?? new Map<string, Set<Consumer>>();
+  registry.set(store, byName);
+  const set = byName.get(queue) ?? new Set<Consumer>();
+  byName.set(queue, set);
+  return set;
+};
 
 interface Delivery {
   item: QueueJobItem;
@@ -229,7 +237,7 @@ export class TableQueue implements JobQueue {
    */
   sendWith(job: Job): { op: TransactOp; committed(): void; failed(): void } {
     const item = this.jobItem(undefined, JSON.stringify(JobSchema.parse(job)), {});
-    const slot = reserveOne(this.name, Date.now());
+    const slot = reserveOne(consumersOf(this.store, this.name), Date.now());
     if (slot) Object.assign(item, slot.lease(item.id));
     return {
       op: { put: item, condition: cond.notExists() },
@@ -279,7 +287,8 @@ export class TableQueue implements JobQueue {
 
   /** A job just written: handed to a consumer here if it is due and one has room, else every consumer is woken. */
   private announce(item: QueueJobItem): void {
-    if (item.visibleAt > Date.now() || !offerOne(this.name, item)) wakeAll(this.name);
+    if (item.visibleAt > Date.now() || !offerOne(consumersOf(this.store, this.name), item))
+      wakeAll(consumersOf(this.store, this.name));
   }
 
   /** Deletes a job wherever it is (waiting, running or dead). Returns whether there was one. */
@@ -319,7 +328,7 @@ export class TableQueue implements JobQueue {
       if (err instanceof ConditionFailedError) return false;
       throw err;
     }
-    wakeAll(this.name);
+    wakeAll(consumersOf(this.store, this.name));
     return true;
   }
 
@@ -333,8 +342,7 @@ export class TableQueue implements JobQueue {
     if (this.reclaimOnStart) await this.reclaim();
     this.running = true;
     this.consume = consume;
-    const set = consumers.get(this.name) ?? new Set();
-    consumers.set(this.name, set.add(this.consumer));
+    consumersOf(this.store, this.name).add(this.consumer);
     this.loop = this.pollLoop();
   }
 
@@ -375,7 +383,7 @@ export class TableQueue implements JobQueue {
   async stop(opts: { graceMs?: number } = {}): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    consumers.get(this.name)?.delete(this.consumer);
+    consumersOf(this.store, this.name).delete(this.consumer);
     this.wake();
     await this.loop;
     await Promise.all(this.claiming);
@@ -595,18 +603,18 @@ export class TableQueue implements JobQueue {
   }
 }
 
-function wakeAll(queue: string): void {
-  for (const c of consumers.get(queue) ?? []) c.wake();
+function wakeAll(consumers: Set<Consumer>): void {
+  for (const c of consumers) c.wake();
 }
 
-/** Whether a consumer in this process took `item` to claim it. */
-function offerOne(queue: string, item: QueueJobItem): boolean {
-  for (const c of consumers.get(queue) ?? []) if (c.offer(item)) return true;
+/** Whether a consumer took `item` to claim it. */
+function offerOne(consumers: Set<Consumer>, item: QueueJobItem): boolean {
+  for (const c of consumers) if (c.offer(item)) return true;
   return false;
 }
 
-function reserveOne(queue: string, now: number): Reservation | undefined {
-  for (const c of consumers.get(queue) ?? []) {
+function reserveOne(consumers: Set<Consumer>, now: number): Reservation | undefined {
+  for (const c of consumers) {
     const slot = c.reserve(now);
     if (slot) return slot;
   }
