@@ -266,7 +266,8 @@ export async function startBench(env: Record<string, string> = {}): Promise<Benc
 
 // ───────────────────────────── the suite ─────────────────────────────
 
-const WEBHOOK_SECRET = "bench";
+/** HOIST_GITHUB_WEBHOOK_SECRET of the bench runtimes: apps are bound by name under it (the bench user, the first, is an admin). */
+export const WEBHOOK_SECRET = "bench";
 const PUSH_WARMUP = 20;
 const PUSH_ROUNDS = [
   { requests: 300, concurrency: 1 },
@@ -281,7 +282,7 @@ const START_RUNS = 30;
 const examples = createRequire(import.meta.url)("@octokit/webhooks-examples") as { name: string; examples: Json[] }[];
 
 /** A branch push from the examples package: GitHub's own payload shape, with our repo, branch and sha. */
-function pushTemplate(): Json & { repository: Json } {
+export function pushTemplate(): Json & { repository: Json } {
   const push = (examples.find((e) => e.name === "push")?.examples ?? []).find(
     (p) => String(p.ref).startsWith("refs/heads/") && !p.deleted,
   );
@@ -289,14 +290,15 @@ function pushTemplate(): Json & { repository: Json } {
   return push as Json & { repository: Json };
 }
 
-interface Delivery {
+export interface Delivery {
   id: string;
   body: string;
   signature: string;
 }
 
 let shaCounter = 0;
-function delivery(template: Json & { repository: Json }, repo: string, tag: string): Delivery {
+/** A signed delivery of `template` for `repo`'s main branch, with a fresh sha and delivery id. */
+export function delivery(template: Json & { repository: Json }, repo: string, tag: string): Delivery {
   const push = structuredClone(template);
   const sha = (shaCounter++).toString(16).padStart(8, "0") + randomBytes(16).toString("hex");
   Object.assign(push, { ref: "refs/heads/main", after: sha, deleted: false });
@@ -309,11 +311,11 @@ function delivery(template: Json & { repository: Json }, repo: string, tag: stri
   };
 }
 
-interface WebhookAnswer {
+export interface WebhookAnswer {
   status: number;
   reply: { status?: string; deployments?: string[] };
 }
-async function postDelivery(url: string, d: Delivery): Promise<WebhookAnswer> {
+export async function postDelivery(url: string, d: Delivery): Promise<WebhookAnswer> {
   const res = await fetch(`${url}/api/webhooks/github`, {
     method: "POST",
     headers: {
