@@ -1,14 +1,12 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig } from "@hoist/core/config";
-import { createLogger } from "@hoist/core/logger";
 import { fetchApi } from "@hoist/core/testing/fetch-api";
-import { UNLIMITED_PLANS_FILE } from "@hoist/core/testing/plans";
 import { eventually } from "@hoist/core/testing/workers";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
-import { type Runtime, startRuntime } from "./runtime.ts";
+import type { Runtime } from "./runtime.ts";
+import { startTestRuntime } from "./testing/test-runtime.ts";
 
 type Json = Record<string, unknown>;
 let runtime: Runtime;
@@ -17,20 +15,7 @@ const api = fetchApi(() => runtime.url);
 
 beforeAll(async () => {
   const dataDir = await mkdtemp(join(tmpdir(), "hoist-tok-"));
-  runtime = await startRuntime(
-    loadConfig({
-      PORT: "0",
-      HOIST_DATA_DIR: dataDir,
-      HOIST_DYNAMODB_ENDPOINT: inject("dynamoEndpoint"),
-      HOIST_TABLE_NAME: `tok_${Date.now().toString(36)}`,
-      HOIST_RATE_LIMIT_AUTH: "0",
-      HOIST_RATE_LIMIT_API: "0",
-      HOIST_STATUS_SWEEP_SECONDS: "0",
-      HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE,
-      HOIST_LOG_LEVEL: "silent",
-    }),
-    createLogger("silent"),
-  );
+  runtime = await startTestRuntime({ name: "tok", dataDir: dataDir, dynamoEndpoint: inject("dynamoEndpoint") });
   const res = await api<{ token: string }>("POST", "/api/auth/register", undefined, {
     username: "root",
     email: "root@example.com",

@@ -2,13 +2,11 @@ import { mkdtemp } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig } from "@hoist/core/config";
-import { createLogger } from "@hoist/core/logger";
-import { UNLIMITED_PLANS_FILE } from "@hoist/core/testing/plans";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
 import { HTTP_LIMITS } from "./http-server.ts";
-import { type Runtime, startRuntime } from "./runtime.ts";
+import type { Runtime } from "./runtime.ts";
+import { startTestRuntime } from "./testing/test-runtime.ts";
 
 /**
  * Bytes a browser would never send, written to the runtime's port over raw
@@ -76,20 +74,11 @@ const timed = (payload: string) => {
 };
 
 beforeAll(async () => {
-  runtime = await startRuntime(
-    loadConfig({
-      PORT: "0",
-      HOIST_DATA_DIR: await mkdtemp(join(tmpdir(), "hoist-hostile-")),
-      HOIST_DYNAMODB_ENDPOINT: inject("dynamoEndpoint"),
-      HOIST_TABLE_NAME: `hostile_${Date.now().toString(36)}`,
-      HOIST_RATE_LIMIT_AUTH: "0",
-      HOIST_RATE_LIMIT_API: "0",
-      HOIST_STATUS_SWEEP_SECONDS: "0",
-      HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE,
-      HOIST_LOG_LEVEL: "silent",
-    }),
-    createLogger("silent"),
-  );
+  runtime = await startTestRuntime({
+    name: "hostile",
+    dataDir: await mkdtemp(join(tmpdir(), "hoist-hostile-")),
+    dynamoEndpoint: inject("dynamoEndpoint"),
+  });
   port = Number(new URL(runtime.url).port);
   slowHeaders = timed("GET /health/re");
   onlyNewlines = timed("\r\n\r\n");

@@ -2,16 +2,14 @@ import { mkdirSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig } from "@hoist/core/config";
-import { createLogger } from "@hoist/core/logger";
 import { channelPk, subscriptionKey } from "@hoist/core/realtime/publish";
 import { fetchApi } from "@hoist/core/testing/fetch-api";
-import { UNLIMITED_PLANS_FILE } from "@hoist/core/testing/plans";
 import { startTestSshServer, type TestSshServer } from "@hoist/core/testing/ssh-server";
 import { eventually } from "@hoist/core/testing/workers";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
-import { type Runtime, startRuntime } from "./runtime.ts";
+import type { Runtime } from "./runtime.ts";
+import { startTestRuntime } from "./testing/test-runtime.ts";
 
 type Json = Record<string, unknown>;
 type Line = { seq: number; line: string; stream: string };
@@ -69,20 +67,7 @@ class Client {
 
 beforeAll(async () => {
   const dataDir = await mkdtemp(join(tmpdir(), "hoist-rt-"));
-  runtime = await startRuntime(
-    loadConfig({
-      PORT: "0",
-      HOIST_DATA_DIR: dataDir,
-      HOIST_DYNAMODB_ENDPOINT: inject("dynamoEndpoint"),
-      HOIST_TABLE_NAME: `rt_${Date.now().toString(36)}`,
-      HOIST_RATE_LIMIT_AUTH: "0",
-      HOIST_RATE_LIMIT_API: "0",
-      HOIST_STATUS_SWEEP_SECONDS: "0",
-      HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE,
-      HOIST_LOG_LEVEL: "silent",
-    }),
-    createLogger("silent"),
-  );
+  runtime = await startTestRuntime({ name: "rt", dataDir: dataDir, dynamoEndpoint: inject("dynamoEndpoint") });
   ssh = await startTestSshServer();
   admin = await register("root");
   member = await register("mia");

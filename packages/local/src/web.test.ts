@@ -2,14 +2,12 @@ import { existsSync, mkdirSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig } from "@hoist/core/config";
-import { createLogger } from "@hoist/core/logger";
 import { fetchApi } from "@hoist/core/testing/fetch-api";
-import { UNLIMITED_PLANS_FILE } from "@hoist/core/testing/plans";
 import { startTestSshServer, type TestSshServer } from "@hoist/core/testing/ssh-server";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { type Runtime, startRuntime } from "./runtime.ts";
+import type { Runtime } from "./runtime.ts";
+import { startTestRuntime } from "./testing/test-runtime.ts";
 
 /** Debian's Chromium (installed by .ci/run); playwright-core drives it and downloads no browser of its own. */
 const CHROMIUM = "/usr/bin/chromium";
@@ -35,20 +33,11 @@ beforeAll(async () => {
         "(apt-get install -y --no-install-recommends chromium; .ci/run installs it)",
     );
   }
-  runtime = await startRuntime(
-    loadConfig({
-      PORT: "0",
-      HOIST_DATA_DIR: await mkdtemp(join(tmpdir(), "hoist-web-")),
-      HOIST_DYNAMODB_ENDPOINT: inject("dynamoEndpoint"),
-      HOIST_TABLE_NAME: `web_${Date.now().toString(36)}`,
-      HOIST_RATE_LIMIT_AUTH: "0",
-      HOIST_RATE_LIMIT_API: "0",
-      HOIST_STATUS_SWEEP_SECONDS: "0",
-      HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE,
-      HOIST_LOG_LEVEL: "silent",
-    }),
-    createLogger("silent"),
-  );
+  runtime = await startTestRuntime({
+    name: "web",
+    dataDir: await mkdtemp(join(tmpdir(), "hoist-web-")),
+    dynamoEndpoint: inject("dynamoEndpoint"),
+  });
   ssh = await startTestSshServer();
   const user = await api<{ token: string }>("POST", "/api/auth/register", undefined, {
     username: "wendy",

@@ -4,11 +4,9 @@ import { createServer, type Server, type Socket, connect as tcpConnect } from "n
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadConfig } from "@hoist/core/config";
-import { createLogger } from "@hoist/core/logger";
-import { UNLIMITED_PLANS_FILE } from "@hoist/core/testing/plans";
 import { startTestSshServer, type TestSshServer } from "@hoist/core/testing/ssh-server";
-import { type Runtime, startRuntime } from "@hoist/local/runtime";
+import type { Runtime } from "@hoist/local/runtime";
+import { startTestRuntime } from "@hoist/local/testing/test-runtime";
 
 const BIN = resolve(fileURLToPath(import.meta.url), "../../../bin/hoist.js");
 export const PASSWORD = "correct horse battery staple";
@@ -35,20 +33,7 @@ export interface Harness {
 
 export async function startHarness(dynamoEndpoint: string): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), "hoist-cli-"));
-  const runtime = await startRuntime(
-    loadConfig({
-      PORT: "0",
-      HOIST_DATA_DIR: join(dir, "data"),
-      HOIST_DYNAMODB_ENDPOINT: dynamoEndpoint,
-      HOIST_TABLE_NAME: `cli_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`,
-      HOIST_RATE_LIMIT_AUTH: "0",
-      HOIST_RATE_LIMIT_API: "0",
-      HOIST_STATUS_SWEEP_SECONDS: "0",
-      HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE,
-      HOIST_LOG_LEVEL: "silent",
-    }),
-    createLogger("silent"),
-  );
+  const runtime = await startTestRuntime({ name: "cli", dataDir: join(dir, "data"), dynamoEndpoint: dynamoEndpoint });
   const ssh = await startTestSshServer();
   const configHome = join(dir, "config");
   const keyFile = join(dir, "id_ed25519");
