@@ -82,7 +82,9 @@ export function createWsHandler(deps: Deps) {
     }
     const channel = parseChannel(msg.channel);
     if (!channel)
-      return error(`Unknown channel ${msg.channel}; use deployment:<id>, app:<id>, usage:<userId> or logs:all`);
+      return error(
+        `Unknown channel ${msg.channel}; use deployment:<id>, app:<id>, app-logs:<appId>, server:<id>, usage:<userId> or logs:all`,
+      );
     // The user is read again: a role change or a disable takes effect on the next subscribe.
     const user = await deps.store.get<UserItem>(userKeys.user(connection.userId));
     if (

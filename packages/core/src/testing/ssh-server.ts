@@ -35,6 +35,8 @@ export interface TestSshServerOptions {
   signals?: "group" | "shell";
   /** Kill the command's process group when its channel closes (default true; OpenSSH does not). */
   killOnClose?: boolean;
+  /** Directories put before the PATH of every command (stand-ins such as a fake `docker`). */
+  pathPrefix?: string[];
 }
 
 export interface TestSshServer {
@@ -112,7 +114,7 @@ export async function startTestSshServer(opts: TestSshServerOptions = {}): Promi
         session.on("exec", (accept, _reject, info) => {
           const stream = accept();
           commands.push(info.command);
-          child = runCommand(info.command, cwd, stream);
+          child = runCommand(info.command, cwd, stream, opts.pathPrefix ?? []);
           children.add(child);
           if (child.pid) spawned.push(child.pid);
           const proc = child;
@@ -197,12 +199,13 @@ function isAllowed(ctx: AuthContext, username: string, password: string, allowed
 }
 
 /** `/bin/sh -c command` in its own process group, piped to the channel; reports exit status or signal. */
-function runCommand(command: string, cwd: string, stream: ServerChannel): ChildProcess {
+function runCommand(command: string, cwd: string, stream: ServerChannel, pathPrefix: string[]): ChildProcess {
+  const path = [...pathPrefix, process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"].join(":");
   const child = spawn("/bin/sh", ["-c", command], {
     cwd,
     detached: true,
     stdio: ["pipe", "pipe", "pipe"],
-    env: { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin", HOME: cwd, LANG: "C.UTF-8" },
+    env: { PATH: path, HOME: cwd, LANG: "C.UTF-8" },
   });
   child.stdin?.on("error", () => {});
   child.stdout?.on("error", () => {});
