@@ -1,4 +1,4 @@
-import { createHash, createHmac } from "node:crypto";
+import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -9,6 +9,7 @@ import { appKey } from "../apps/entity.ts";
 import { appLockKey } from "../apps/lock.ts";
 import { idempotencyKey } from "../http/middleware/idempotency.ts";
 import type { Key } from "../store/store.ts";
+import { postDelivery } from "../testing/github-delivery.ts";
 import { deploymentEnded, ownerWithServer, type TestClient, testClient } from "../testing/http.ts";
 import { startTestSshServer, type TestSshServer } from "../testing/ssh-server.ts";
 import { eventually, startWorkers } from "../testing/workers.ts";
@@ -82,15 +83,7 @@ async function signedPush(repo: string, branch: string, sha: string, delivery: s
   ) as Json & { repository: Json };
   Object.assign(push, { ref: `refs/heads/${branch}`, after: sha, deleted: false });
   push.repository.full_name = repo;
-  const body = JSON.stringify(push);
-  return t.call("POST", "/api/webhooks/github", {
-    body,
-    headers: {
-      "x-github-event": "push",
-      "x-github-delivery": delivery,
-      "x-hub-signature-256": `sha256=${createHmac("sha256", WEBHOOK_SECRET).update(body).digest("hex")}`,
-    },
-  });
+  return postDelivery<{ deployments: string[] }>(t.app, { body: push, secret: WEBHOOK_SECRET, id: delivery });
 }
 
 const finished = (id: string, timeoutMs = 15_000) => deploymentEnded<Dep>(t, token, id, timeoutMs);
@@ -162,7 +155,7 @@ describe("deployments", () => {
     const sha = "c0ffee0000000000000000000000000000000001";
     const res = await signedPush("acme/shop", "main", sha, "e2e-delivery-1");
     expect(res.status).toBe(202);
-    const [id] = ((await res.json()) as { deployments: string[] }).deployments;
+    const [id] = res.body.deployments;
     const done = await finished(id as string);
     expect(done).toMatchObject({ status: "succeeded", trigger: "push" });
     const lines = (await allLines(id as string)).map((l) => l.line);
@@ -184,9 +177,7 @@ describe("deployments", () => {
     // while the first is still queued or starting.
     const first = await signedPush("acme/racing", "main", a, "race-1");
     const second = await signedPush("acme/racing", "main", b, "race-2");
-    const ids = await Promise.all(
-      [first, second].map(async (r) => ((await r.json()) as { deployments: string[] }).deployments[0] as string),
-    );
+    const ids = [first, second].map((r) => r.body.deployments[0] as string);
     const done = await Promise.all(ids.map((id) => finished(id)));
     expect(done.map((d) => d.status)).toEqual(["succeeded", "succeeded"]);
     // One at a time, in the order they were pushed.

@@ -1,6 +1,6 @@
-import { createHmac, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeGitHub, type FakeGitHubUser, type FakeRepo } from "../testing/fake-github.ts";
+import { postDelivery, pushEvent, signDelivery } from "../testing/github-delivery.ts";
 import { linkGitHub, makeApps } from "../testing/github-setup.ts";
 import { type TestClient, testClient } from "../testing/http.ts";
 
@@ -52,19 +52,10 @@ beforeAll(async () => {
 afterAll(() => gh.stop());
 
 const hookSecret = (fullName: string) => gh.hooksOf(fullName)[0]?.config.secret as string;
-const sign = (body: string, secret: string) => `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
-const push = (fullName: string, id: number, sha = randomUUID().replaceAll("-", "").padEnd(40, "0")) =>
-  JSON.stringify({
-    ref: "refs/heads/main",
-    after: sha,
-    repository: { id, full_name: fullName },
-    head_commit: { message: "change", author: { name: "octo" } },
-  });
-const deliver = (body: string, signature: string, path = "/api/webhooks/github") =>
-  t.json<Json>("POST", path, {
-    body,
-    headers: { "x-github-event": "push", "x-github-delivery": randomUUID(), "x-hub-signature-256": signature },
-  });
+const push = (fullName: string, id: number, sha?: string) => JSON.stringify(pushEvent({ fullName, id }, { sha }));
+const deliver = (body: string, signature: string, path?: string) =>
+  postDelivery<Json>(t.app, { body, signature, path });
+const sign = signDelivery;
 const deploymentsOf = async (user: User, appId: string) =>
   (await t.json<{ items: Json[] }>("GET", `/api/deployments?appId=${appId}`, { token: user.token })).body.items;
 

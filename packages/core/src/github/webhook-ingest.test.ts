@@ -1,4 +1,4 @@
-import { createHmac, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { QueueJobItem } from "../adapters/local/table-queue.ts";
 import { auditKeys } from "../audit/entity.ts";
@@ -10,6 +10,7 @@ import type { Deps } from "../ports.ts";
 import { channelPk } from "../realtime/publish.ts";
 import type { Item, QuerySpec, Store, TransactOp } from "../store/store.ts";
 import { FakeGitHub, type FakeRepo } from "../testing/fake-github.ts";
+import { postDelivery, pushEvent, randomSha } from "../testing/github-delivery.ts";
 import { linkGitHub, makeApps } from "../testing/github-setup.ts";
 import { type TestClient, testClient } from "../testing/http.ts";
 import { type DeliveryItem, deliveryKey } from "./entity.ts";
@@ -83,35 +84,11 @@ let app: ReturnType<typeof createApp>;
 let alice: { token: string; id: string };
 const apps: Record<string, string> = {};
 
-const sign = (body: string, secret: string) => `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
 const hookSecret = (fullName: string) => gh.hooksOf(fullName)[0]?.config.secret as string;
-const sha = () => randomUUID().replaceAll("-", "").padEnd(40, "0");
-const push = (fullName: string, id: number) =>
-  JSON.stringify({
-    ref: "refs/heads/main",
-    after: sha(),
-    repository: { id, full_name: fullName },
-    head_commit: { message: "change", author: { name: "octo" } },
-  });
+const push = (fullName: string, id: number) => JSON.stringify(pushEvent({ fullName, id }));
 
-async function deliver(body: string, secret: string, id = randomUUID(), via = app) {
-  const res = await via.request(
-    "/api/webhooks/github",
-    {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "content-length": String(Buffer.byteLength(body)),
-        "x-github-event": "push",
-        "x-github-delivery": id,
-        "x-hub-signature-256": sign(body, secret),
-      },
-      body,
-    },
-    { incoming: { socket: { remoteAddress: "192.0.2.44" } } },
-  );
-  return { status: res.status, body: (await res.json()) as Json, headers: res.headers };
-}
+const deliver = (body: string, secret: string, id = randomUUID(), via = app) =>
+  postDelivery<Json>(via, { body, secret, id, ip: "192.0.2.44" });
 
 const deploymentsOf = async (appId: string) => (await listDeployments(t.deps, alice.id, { appId, limit: 100 })).items;
 const deliveryItem = (id: string) => t.deps.store.get<DeliveryItem>(deliveryKey(id), { consistent: true });
@@ -249,7 +226,7 @@ describe("webhook ingest: DynamoDB round trips", () => {
     counter.reset();
     const body = JSON.stringify({
       ref: "refs/heads/feature",
-      after: sha(),
+      after: randomSha(),
       repository: { id: shop.id, full_name: "octo/shop" },
     });
     const res = await deliver(body, hookSecret("octo/shop"), id);
@@ -293,7 +270,7 @@ describe("webhook ingest: exactly once", () => {
     expect(statuses.filter((s) => s === "accepted")).toHaveLength(1);
     expect(statuses.every((s) => s === "accepted" || s === "duplicate" || s === 503)).toBe(true);
     for (const a of answers.filter((a) => a.status === 503))
-      expect(Number(a.headers.get("retry-after"))).toBeGreaterThan(0);
+      expect(Number(a.res.headers.get("retry-after"))).toBeGreaterThan(0);
     const after = await deploymentsOf(apps.web as string);
     expect(after).toHaveLength(before + 1);
     const depId = after[0]?.id as string;

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, randomUUID } from "node:crypto";
+import { createHmac, randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
 import type { WebhookDefinition } from "@octokit/webhooks-examples";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -6,6 +6,7 @@ import type { QueueJobItem } from "../adapters/local/table-queue.ts";
 import { auditKeys } from "../audit/entity.ts";
 import { listDeployments } from "../deployments/service.ts";
 import { createApp } from "../http/app.ts";
+import { type Delivery, postDelivery, randomSha, signDelivery } from "../testing/github-delivery.ts";
 import { makeApps } from "../testing/github-setup.ts";
 import { type TestClient, testClient } from "../testing/http.ts";
 import { CLAIM_STALE_MS, type DeliveryItem, deliveryKey } from "./entity.ts";
@@ -23,8 +24,8 @@ function example(event: string, match: (p: Json) => boolean = () => true): Json 
   return structuredClone(found);
 }
 
-const sha = () => randomBytes(20).toString("hex");
-const sign = (body: string, secret = SECRET) => `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
+const sha = randomSha;
+const sign = (body: string, secret = SECRET) => signDelivery(body, secret);
 
 /** The real branch-push example (`refs/heads/master`), pointed at `repo`@`branch` with a fresh `after`. */
 function pushPayload(repo: string, branch: string, after = sha()): Json {
@@ -40,25 +41,13 @@ let alice: { token: string; id: string };
 let bob: { token: string; id: string };
 const apps: Record<string, { id: string; ownerId: string }> = {};
 
-interface Delivery {
-  event?: string | null;
-  id?: string | null;
-  /** A body object or raw text; signed as sent unless `signature` is given (null: no header). */
-  body: unknown;
-  signature?: string | null;
-  headers?: Record<string, string>;
-}
-
-async function deliver(d: Delivery) {
-  const raw = typeof d.body === "string" ? d.body : JSON.stringify(d.body);
-  const headers: Record<string, string> = { "user-agent": "GitHub-Hookshot/abc123", ...d.headers };
-  if (d.event !== null) headers["x-github-event"] = d.event ?? "push";
-  if (d.id !== null) headers["x-github-delivery"] = d.id ?? randomUUID();
-  const signature = d.signature === undefined ? sign(raw) : d.signature;
-  if (signature !== null) headers["x-hub-signature-256"] = signature;
-  const res = await t.call("POST", "/api/webhooks/github", { body: raw, headers });
-  return { status: res.status, body: (await res.json()) as Json, res };
-}
+/** A delivery signed with the global secret unless it says otherwise, from GitHub's user agent. */
+const deliver = (d: Delivery) =>
+  postDelivery<Json>(t.app, {
+    secret: SECRET,
+    ...d,
+    headers: { "user-agent": "GitHub-Hookshot/abc123", ...d.headers },
+  });
 
 const deploymentsOf = async (name: string) => {
   const app = apps[name];

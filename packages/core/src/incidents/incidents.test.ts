@@ -1,10 +1,11 @@
-import { createHmac, randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import type { WebhookDefinition } from "@octokit/webhooks-examples";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listDeployments } from "../deployments/service.ts";
 import { channelPk, subscriptionKey } from "../realtime/publish.ts";
 import { FakeGitHub, type FakeGitHubUser } from "../testing/fake-github.ts";
+import { postDelivery } from "../testing/github-delivery.ts";
 import { linkGitHub, makeApps } from "../testing/github-setup.ts";
 import { type TestClient, testClient } from "../testing/http.ts";
 import { TRANSITIONS } from "./state-machine.ts";
@@ -23,7 +24,6 @@ type Comment = { kind: string; body: string; authorId: string | null; createdAt:
 
 const SECRET = "incident-test-webhook-secret-0123";
 const examples = createRequire(import.meta.url)("@octokit/webhooks-examples") as WebhookDefinition[];
-const sign = (body: string) => `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`;
 const sha = () => randomBytes(20).toString("hex");
 
 let gh: FakeGitHub;
@@ -77,14 +77,7 @@ function runPayload(
   return p;
 }
 
-async function deliver(payload: Json) {
-  const raw = JSON.stringify(payload);
-  const res = await t.call("POST", "/api/webhooks/github", {
-    body: raw,
-    headers: { "x-github-event": "workflow_run", "x-github-delivery": randomUUID(), "x-hub-signature-256": sign(raw) },
-  });
-  return { status: res.status, body: (await res.json()) as Json };
-}
+const deliver = (payload: Json) => postDelivery<Json>(t.app, { body: payload, secret: SECRET, event: "workflow_run" });
 
 const incidents = async (token = alice.token, query = "") =>
   (await t.json<{ items: Incident[] }>("GET", `/api/incidents${query}`, { token })).body.items;

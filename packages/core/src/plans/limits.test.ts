@@ -1,4 +1,4 @@
-import { createHmac, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { queuedDeployments } from "../deployments/queued.ts";
 import { createApp } from "../http/app.ts";
 import type { Store } from "../store/store.ts";
+import { postDelivery, pushEvent } from "../testing/github-delivery.ts";
 import { type TestClient, testClient } from "../testing/http.ts";
 import { monthOf, usageKey } from "../usage/entity.ts";
 import { type CountsItem, countsKey } from "./entity.ts";
@@ -166,32 +167,9 @@ describe("deploy minutes", () => {
   });
 
   describe("a webhook-triggered deploy", () => {
-    const sign = (body: string) => `sha256=${createHmac("sha256", GLOBAL).update(body).digest("hex")}`;
-    const push = (fullName: string) =>
-      JSON.stringify({
-        ref: "refs/heads/main",
-        after: randomUUID().replaceAll("-", "").padEnd(40, "0"),
-        repository: { id: 777_001, full_name: fullName },
-        head_commit: { message: "change", author: { name: "octo" } },
-      });
-    async function deliver(body: string, id = randomUUID(), via = t.app) {
-      const res = await via.request(
-        "/api/webhooks/github",
-        {
-          method: "POST",
-          headers: {
-            "content-type": "application/json",
-            "content-length": String(Buffer.byteLength(body)),
-            "x-github-event": "push",
-            "x-github-delivery": id,
-            "x-hub-signature-256": sign(body),
-          },
-          body,
-        },
-        { incoming: { socket: { remoteAddress: "192.0.2.45" } } },
-      );
-      return { status: res.status, body: (await res.json()) as Json };
-    }
+    const push = (fullName: string) => JSON.stringify(pushEvent({ fullName, id: 777_001 }));
+    const deliverPush = (body: string, id = randomUUID(), via = t.app) =>
+      postDelivery<Json>(via, { body, secret: GLOBAL, id, ip: "192.0.2.45" });
     const deployment = async (id: string) =>
       (await t.json<Json>("GET", `/api/deployments/${id}`, { token: admin.token })).body;
     let hooked: string;
@@ -207,7 +185,7 @@ describe("deploy minutes", () => {
     });
 
     it("under the quota is queued; over it is recorded failed, naming the limit, and still answered 202", async () => {
-      const under = await deliver(push("octo/quota"));
+      const under = await deliverPush(push("octo/quota"));
       expect(under.status, JSON.stringify(under.body)).toBe(202);
       const [queuedId] = under.body.deployments as string[];
       expect((await deployment(queuedId as string)).status).toBe("queued");
@@ -215,7 +193,7 @@ describe("deploy minutes", () => {
       await spendDeploySeconds(admin.id, 900);
       const deliveryId = randomUUID();
       const body = push("octo/quota");
-      const over = await deliver(body, deliveryId);
+      const over = await deliverPush(body, deliveryId);
       expect(over.status).toBe(202);
       expect(over.body).toMatchObject({ status: "accepted", deployments: [expect.any(String)] });
       const [failedId] = over.body.deployments as string[];
@@ -227,7 +205,7 @@ describe("deploy minutes", () => {
       expect((await queuedDeployments(t.deps, hooked)).map((q) => q.deploymentId)).toEqual([queuedId]);
 
       // Redelivered: the same answer, nothing written twice.
-      const again = await deliver(body, deliveryId);
+      const again = await deliverPush(body, deliveryId);
       expect(again.body).toMatchObject({ status: "duplicate", deployments: [failedId] });
       const listed = await t.json<{ items: Json[] }>("GET", `/api/deployments?appId=${hooked}`, {
         token: admin.token,
@@ -255,7 +233,7 @@ describe("deploy minutes", () => {
         },
       });
       const via = createApp({ ...t.deps, store });
-      const res = await deliver(push("octo/quota-race"), randomUUID(), via);
+      const res = await deliverPush(push("octo/quota-race"), randomUUID(), via);
       expect(res.status, JSON.stringify(res.body)).toBe(202);
       expect(armed).toBe(false);
       const [id] = res.body.deployments as string[];
