@@ -356,7 +356,9 @@ describe("functions", () => {
       "HOIST_TABLE_NAME",
       "HOIST_WS_ENDPOINT",
     ]);
-    expect(hoistVars(f.ws)).toEqual(["HOIST_STAGE", "HOIST_TABLE_NAME", "HOIST_WS_ENDPOINT"]);
+    // The queue: an app-logs subscribe starts the log tail job, an exec queues its run.
+    expect(hoistVars(f.ws)).toEqual(["HOIST_QUEUE_URL", "HOIST_STAGE", "HOIST_TABLE_NAME", "HOIST_WS_ENDPOINT"]);
+    expect(JSON.stringify(env(f.ws).HOIST_QUEUE_URL)).toContain("/test-hoist-deploy");
     expect(hoistVars(f.worker)).toEqual([
       "HOIST_AUTO_STOP_FUNCTION_ARN",
       "HOIST_KMS_KEY_ID",
@@ -393,7 +395,14 @@ describe("functions", () => {
         .map((k) => k.replace("SST_Secret_value_", ""))
         .sort();
     const f = fns();
-    expect(secrets(f.http)).toEqual(["GITHUB_CLIENT_SECRET", "GITHUB_WEBHOOK_SECRET", "JWT_PRIVATE_KEY"]);
+    expect(secrets(f.http)).toEqual([
+      "GITHUB_CLIENT_SECRET",
+      "GITHUB_WEBHOOK_SECRET",
+      "JWT_PRIVATE_KEY",
+      "OIDC_CLIENT_ID",
+      "OIDC_CLIENT_SECRET",
+      "OIDC_ISSUER",
+    ]);
     expect(secrets(f.ws)).toEqual(["JWT_PRIVATE_KEY"]);
     expect(secrets(f.worker)).toEqual([]);
     expect(secrets(f.autoStop)).toEqual([]);
@@ -448,7 +457,7 @@ describe("IAM", () => {
     expect(allowed(http, "iam:")).toEqual(["iam:PassRole"]);
     expect(allowed(http, "execute-api:")).toEqual(["execute-api:ManageConnections"]);
 
-    expect(allowed(ws, "sqs:")).toEqual([]);
+    expect(allowed(ws, "sqs:")).toEqual(["sqs:SendMessage"]);
     expect(allowed(ws, "kms:")).toEqual([]);
     expect(allowed(ws, "scheduler:")).toEqual([]);
     expect(allowed(ws, "execute-api:")).toEqual(["execute-api:ManageConnections"]);
@@ -493,6 +502,11 @@ describe("IAM", () => {
     expect(text(passRole)).toContain("SchedulingRole");
     expect(passRole.Condition).toEqual({ StringEquals: { "iam:PassedToService": "scheduler.amazonaws.com" } });
     expect(text(find(http, "execute-api:ManageConnections"))).toMatch(/\/test\/\*\/@connections\/\*/);
+
+    // The ws function sends to the deploy queue (by its fixed name) and nothing else.
+    const ws = statementsOf(built.realtime, lambda(built.realtime, "Ws")[1]);
+    expect(resourceList(find(ws, "sqs:SendMessage"))).toHaveLength(1);
+    expect(text(find(ws, "sqs:SendMessage"))).toContain(":test-hoist-deploy");
 
     // The worker consumes from the deploy queue only.
     const consume = find(worker, "sqs:ReceiveMessage");

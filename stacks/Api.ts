@@ -31,7 +31,14 @@ export function Api({ stack }: StackContext) {
       // The live log page connects its browser here (the embedded runtime serves /ws on the same origin).
       HOIST_PUBLIC_WS_URL: realtime.url,
     },
-    bind: [secrets.jwtPrivateKey, secrets.githubClientSecret, secrets.githubWebhookSecret],
+    bind: [
+      secrets.jwtPrivateKey,
+      secrets.githubClientSecret,
+      secrets.githubWebhookSecret,
+      secrets.oidcIssuer,
+      secrets.oidcClientId,
+      secrets.oidcClientSecret,
+    ],
   });
   allowTableReadWrite(http, table);
   allowSendMessage(http, queue);

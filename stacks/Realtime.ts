@@ -1,7 +1,8 @@
+import { ArnFormat } from "aws-cdk-lib";
 import type { IGrantable } from "aws-cdk-lib/aws-iam";
 import type { IConstruct } from "constructs";
 import { type StackContext, use, WebSocketApi } from "sst/constructs";
-import { allowTableReadWrite } from "../infra/grants.ts";
+import { allowSendMessage, allowTableReadWrite } from "../infra/grants.ts";
 import { suppressRouteAuthorization, suppressScopedWildcard } from "../infra/nag.ts";
 import { Data } from "./Data.ts";
 import { hoistFunction } from "./function.ts";
@@ -11,19 +12,27 @@ import { hoistFunction } from "./function.ts";
  * Lambda. Other functions push to connections through `allowPost` and the
  * management endpoint `endpoint`.
  */
-export function Realtime({ stack }: StackContext) {
+export function Realtime({ app, stack }: StackContext) {
   const { table, secrets } = use(Data);
+  // The deploy queue (created by Jobs, which comes later and uses this stack) by its fixed name, as
+  // Schedules addresses it: an `app-logs:` subscribe starts the app's log tail job, an `exec` queues its run.
+  const queueName = app.logicalPrefixedName("deploy");
+  const deployQueue = {
+    queueArn: stack.formatArn({ service: "sqs", resource: queueName, arnFormat: ArnFormat.NO_RESOURCE_NAME }),
+    queueUrl: `https://sqs.${stack.region}.${stack.urlSuffix}/${stack.account}/${queueName}`,
+  };
 
   const ws = hoistFunction(stack, "Ws", {
-    description: "WebSocket connect, disconnect and subscribe",
+    description: "WebSocket connect, disconnect, subscribe and exec",
     handler: "packages/functions/src/ws.handler",
     timeout: "10 seconds",
     memorySize: "512 MB",
-    environment: { HOIST_TABLE_NAME: table.tableName },
+    environment: { HOIST_TABLE_NAME: table.tableName, HOIST_QUEUE_URL: deployQueue.queueUrl },
     // $connect verifies the user's token.
     bind: [secrets.jwtPrivateKey],
   });
   allowTableReadWrite(ws, table);
+  allowSendMessage(ws, deployQueue);
 
   // The construct also lets its route functions (ws) call @connections on this API.
   const api = new WebSocketApi(stack, "Realtime", {

@@ -38,6 +38,18 @@ const cidrList = z.pipe(
   ),
 );
 
+/** An OpenID Connect issuer: https without query or fragment (http only on loopback, for a local provider). */
+const oidcIssuer = z.string().check(
+  z.refine((s) => {
+    if (!URL.canParse(s)) return false;
+    const u = new URL(s);
+    const loopback = ["localhost", "127.0.0.1", "[::1]"].includes(u.hostname);
+    return (
+      (u.protocol === "https:" || (u.protocol === "http:" && loopback)) && !u.search && !u.hash && !s.includes("#")
+    );
+  }, "an https URL without query or fragment (e.g. https://accounts.google.com)"),
+);
+
 const schema = z.object({
   PORT: z._default(port, 3000),
   HOIST_HOST: z._default(nonEmpty, "127.0.0.1"),
@@ -65,6 +77,10 @@ const schema = z.object({
   HOIST_GITHUB_CLIENT_ID: z.optional(z.string()),
   HOIST_GITHUB_CLIENT_SECRET: z.optional(z.string()),
   HOIST_GITHUB_WEBHOOK_SECRET: z.optional(z.string()),
+  HOIST_OIDC_ISSUER: z.optional(oidcIssuer),
+  HOIST_OIDC_CLIENT_ID: z.optional(z.string().check(z.minLength(1), z.maxLength(500))),
+  HOIST_OIDC_CLIENT_SECRET: z.optional(z.string().check(z.minLength(1), z.maxLength(2000))),
+  HOIST_OIDC_NAME: z._default(z.string().check(z.minLength(1), z.maxLength(60)), "OpenID Connect"),
   HOIST_QUEUE_MAX_ATTEMPTS: z._default(count(1), 5),
   HOIST_QUEUE_VISIBILITY_SECONDS: z._default(seconds(), 960),
   HOIST_WS_IDLE_TIMEOUT_SECONDS: z._default(seconds(), 600),
@@ -77,6 +93,10 @@ const schema = z.object({
   HOIST_DEPLOY_LEASE_SECONDS: z._default(int(2, 600), 60),
   HOIST_DEPLOY_LOG_MAX_BYTES: z._default(count(64 * 1024), 16 * 1024 * 1024),
   HOIST_DEPLOY_LOG_RETENTION_DAYS: z._default(count(1, 3650), 30),
+  HOIST_APP_LOG_SLICE_SECONDS: z._default(seconds(840), 600),
+  HOIST_APP_LOG_IDLE_SECONDS: z._default(seconds(300), 15),
+  HOIST_EXEC_TIMEOUT_SECONDS: z._default(seconds(840), 300),
+  HOIST_EXEC_MAX_OUTPUT_BYTES: z._default(count(1024, 64 * 1024 * 1024), 1024 * 1024),
   HOIST_DYNAMODB_PORT: z._default(port, 0),
   HOIST_DYNAMODB_ENDPOINT: z.optional(url),
   HOIST_RATE_LIMIT_REFRESH: z._default(count(), 30),
@@ -137,12 +157,16 @@ export interface Config {
     clientSecret: string | undefined;
     webhookSecret: string | undefined;
   };
+  /** OpenID Connect sign-in (HOIST_OIDC_*): all three set, or none (then undefined: the routes answer 503). */
+  oidc: { issuer: string; clientId: string; clientSecret: string; name: string } | undefined;
   queue: { maxAttempts: number; visibilitySeconds: number };
   ws: { idleTimeoutSeconds: number; maxAgeSeconds: number };
   dynamodb: { port: number; endpoint: string | undefined };
   /** The plans (limits and prices) from HOIST_PLANS_FILE, or the default set (plans/default-plans.ts). */
   plans: Plans;
   deploy: { timeoutMs: number; leaseMs: number; logMaxBytes: number; logRetentionDays: number };
+  /** Operating a running app (operate/): the app-log tail's slice and idle check, one-shot exec limits. */
+  operate: { tailSliceMs: number; tailIdleMs: number; execTimeoutMs: number; execMaxOutputBytes: number };
   ssh: {
     connectTimeoutMs: number;
     commandTimeoutMs: number;
@@ -191,6 +215,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       clientSecret: e.HOIST_GITHUB_CLIENT_SECRET,
       webhookSecret: e.HOIST_GITHUB_WEBHOOK_SECRET,
     },
+    oidc: oidcConfig(e),
     queue: { maxAttempts: e.HOIST_QUEUE_MAX_ATTEMPTS, visibilitySeconds: e.HOIST_QUEUE_VISIBILITY_SECONDS },
     ws: { idleTimeoutSeconds: e.HOIST_WS_IDLE_TIMEOUT_SECONDS, maxAgeSeconds: e.HOIST_WS_MAX_AGE_SECONDS },
     dynamodb: { port: e.HOIST_DYNAMODB_PORT, endpoint: e.HOIST_DYNAMODB_ENDPOINT },
@@ -200,6 +225,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       leaseMs: e.HOIST_DEPLOY_LEASE_SECONDS * 1000,
       logMaxBytes: e.HOIST_DEPLOY_LOG_MAX_BYTES,
       logRetentionDays: e.HOIST_DEPLOY_LOG_RETENTION_DAYS,
+    },
+    operate: {
+      tailSliceMs: e.HOIST_APP_LOG_SLICE_SECONDS * 1000,
+      tailIdleMs: e.HOIST_APP_LOG_IDLE_SECONDS * 1000,
+      execTimeoutMs: e.HOIST_EXEC_TIMEOUT_SECONDS * 1000,
+      execMaxOutputBytes: e.HOIST_EXEC_MAX_OUTPUT_BYTES,
     },
     ssh: {
       connectTimeoutMs: e.HOIST_SSH_CONNECT_TIMEOUT_SECONDS * 1000,
@@ -233,6 +264,23 @@ export type AwsResourceName = keyof typeof awsSchema;
 /** Reads one AWS resource variable; a missing or malformed one fails naming it. */
 export function awsResource(name: AwsResourceName, env: Record<string, string | undefined> = process.env): string {
   return parseEnv(z.object({ [name]: awsSchema[name] }), env, "Missing AWS resource configuration")[name] as string;
+}
+
+/** The three OpenID Connect settings go together: some without the others is a mistake worth stopping for. */
+function oidcConfig(e: z.output<typeof schema>): Config["oidc"] {
+  const { HOIST_OIDC_ISSUER: issuer, HOIST_OIDC_CLIENT_ID: clientId, HOIST_OIDC_CLIENT_SECRET: clientSecret } = e;
+  if (issuer && clientId && clientSecret) return { issuer, clientId, clientSecret, name: e.HOIST_OIDC_NAME };
+  const missing = Object.entries({ issuer, clientId, clientSecret }).filter(([, v]) => !v);
+  if (missing.length === 3) return undefined;
+  const names = {
+    issuer: "HOIST_OIDC_ISSUER",
+    clientId: "HOIST_OIDC_CLIENT_ID",
+    clientSecret: "HOIST_OIDC_CLIENT_SECRET",
+  };
+  const unset = missing.map(([k]) => names[k as keyof typeof names]);
+  throw new ConfigError(
+    `Invalid configuration:\n  OpenID Connect sign-in needs HOIST_OIDC_ISSUER, HOIST_OIDC_CLIENT_ID and HOIST_OIDC_CLIENT_SECRET together; ${unset.join(", ")} ${unset.length > 1 ? "are" : "is"} not set`,
+  );
 }
 
 /** Parses the environment; the error names each bad variable. */

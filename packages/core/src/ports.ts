@@ -21,6 +21,10 @@ export const JobSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("app-stop"), ownerId: id, appId: id, runId: id }),
   /** Look at what the app needs next; with `holder`, a watchdog for that holder of the app's lock. */
   z.object({ type: z.literal("app-wake"), ownerId: id, appId: id, holder: z.optional(id) }),
+  /** Follow the app's container logs for one slice while `app-logs:<appId>` has subscribers (operate/tail.ts); `tailId` names the lease holder it runs as. */
+  z.object({ type: z.literal("app-logs-tail"), ownerId: id, appId: id, tailId: id }),
+  /** Run one exec the owner asked for over the WebSocket (operate/exec.ts). */
+  z.object({ type: z.literal("exec"), ownerId: id, appId: id, execId: id }),
 ]);
 export type Job = z.infer<typeof JobSchema>;
 
@@ -73,6 +77,14 @@ export interface Deps {
   logger: Logger;
   store: Store;
   queue: JobQueue;
+  /**
+   * Long-running operator jobs (app-log tails, execs) where they must not take
+   * the deploy queue's few slots: embedded, a queue of their own with many;
+   * absent on AWS, where `queue` (one Lambda per message) serves them too.
+   */
+  operateQueue?: JobQueue;
+  /** Aborted when the embedded runtime stops: long jobs (log tails, execs) end at once, cleanly, instead of being abandoned. */
+  stopping?: AbortSignal;
   scheduler: Scheduler;
   broadcaster: Broadcaster;
   keyVault: KeyVault;

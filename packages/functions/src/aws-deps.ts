@@ -36,11 +36,21 @@ function lazy<T>(name: string, build: (() => T) | undefined): () => T {
  * built, and their SDK clients loaded (ports/lazy.ts), on first use.
  */
 export async function awsDeps(ports: PortBuilders = {}): Promise<Deps> {
-  const secrets = await loadSecrets(["JWT_PRIVATE_KEY", "GITHUB_CLIENT_SECRET", "GITHUB_WEBHOOK_SECRET"]);
+  // OpenID Connect sign-in is optional: its three secrets may be left unset (loadConfig wants all or none).
+  const oidc = ["OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"];
+  const secrets = await loadSecrets(
+    ["JWT_PRIVATE_KEY", "GITHUB_CLIENT_SECRET", "GITHUB_WEBHOOK_SECRET", ...oidc],
+    process.env,
+    undefined,
+    { optional: oidc },
+  );
   const config = loadConfig({
     ...process.env,
     HOIST_GITHUB_CLIENT_SECRET: secrets.GITHUB_CLIENT_SECRET,
     HOIST_GITHUB_WEBHOOK_SECRET: secrets.GITHUB_WEBHOOK_SECRET,
+    HOIST_OIDC_ISSUER: secrets.OIDC_ISSUER,
+    HOIST_OIDC_CLIENT_ID: secrets.OIDC_CLIENT_ID,
+    HOIST_OIDC_CLIENT_SECRET: secrets.OIDC_CLIENT_SECRET,
   });
   const jwtSecret = secrets.JWT_PRIVATE_KEY;
   // The key set's parser (and jose) only where the secret is bound: a chunk of its own.

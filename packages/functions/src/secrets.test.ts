@@ -56,6 +56,16 @@ describe("loadSecrets", () => {
     ).rejects.toThrow("JWT_PRIVATE_KEY");
   });
 
+  it("leaves a bound optional secret nobody set undefined", async () => {
+    const bound = { ...env, SST_Secret_value_OIDC_CLIENT_SECRET: "__FETCH_FROM_SSM__" };
+    const client = ssm({});
+    const values = await loadSecrets(["OIDC_CLIENT_SECRET"], bound, client as never, {
+      optional: ["OIDC_CLIENT_SECRET"],
+    });
+    expect(values).toEqual({ OIDC_CLIENT_SECRET: undefined });
+    expect(client.asked).toHaveLength(2);
+  });
+
   it("asks SSM nothing when nothing is bound", async () => {
     const client = ssm({});
     expect(await loadSecrets(["X"], env, client as never)).toEqual({ X: undefined });

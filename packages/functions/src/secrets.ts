@@ -7,13 +7,15 @@ const FETCH = "__FETCH_FROM_SSM__";
  * to the value (prefetched) or to a marker meaning "read it from SSM at
  * `<SST_SSM_PREFIX>Secret/<NAME>/value`, else the app-wide fallback". This is
  * what `sst/node/config` does, without bundling its older AWS SDK copy.
- * Unbound names are simply absent. The SSM client is loaded only when a
- * secret is to be fetched (its own chunk: the worker functions bind none).
+ * Unbound names are simply absent, and so are bound `optional` ones nobody
+ * set (a feature the stage does not use). The SSM client is loaded only when
+ * a secret is to be fetched (its own chunk: the worker functions bind none).
  */
 export async function loadSecrets(
   names: string[],
   env: Record<string, string | undefined> = process.env,
   client?: Pick<SSMClient, "send">,
+  opts: { optional?: string[] } = {},
 ): Promise<Record<string, string | undefined>> {
   const values: Record<string, string | undefined> = {};
   const fetch: string[] = [];
@@ -39,7 +41,7 @@ export async function loadSecrets(
       if (name) values[name] = p.Value;
     }
   }
-  const missing = fetch.filter((n) => values[n] === undefined);
+  const missing = fetch.filter((n) => values[n] === undefined && !opts.optional?.includes(n));
   if (missing.length > 0) {
     throw new Error(
       `Secrets not set for stage ${env.SST_STAGE}: ${missing.join(", ")} (npx sst secrets set <NAME> <value>)`,

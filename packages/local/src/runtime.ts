@@ -9,6 +9,7 @@ import { fileKeySet } from "@hoist/core/auth/keys";
 import type { Config } from "@hoist/core/config";
 import { createApp } from "@hoist/core/http/app";
 import { newToken } from "@hoist/core/ids";
+import { jobHandlers } from "@hoist/core/jobs/handlers";
 import { createLogger, type Logger } from "@hoist/core/logger";
 import type { Deps } from "@hoist/core/ports";
 import { createWsHandler } from "@hoist/core/realtime/ws-handler";
@@ -18,6 +19,7 @@ import { createTableInput, table } from "@hoist/core/store/table";
 import { UsageMeter } from "@hoist/core/usage/meter";
 import { type DynamoDbLocal, dynamoClient, startDynamoDbLocal } from "./dynamodb-local.ts";
 import { createHttpServer } from "./http-server.ts";
+import { operateQueue, startOperateQueue } from "./operate-queue.ts";
 import { startLocalWorkers } from "./workers.ts";
 import { WsGateway } from "./ws-gateway.ts";
 
@@ -88,6 +90,13 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
       reclaimOnStart: true,
     });
     const scheduler = new TableScheduler(schedules);
+    // Log tails and execs: a queue of their own, so they never take the deploy queue's slots.
+    const operate = operateQueue(store, {
+      maxAttempts: config.queue.maxAttempts,
+      visibilitySeconds: config.queue.visibilitySeconds,
+      logger,
+    });
+    const stopping = new AbortController();
     // Warm SSH connections, a minute per server; closed after the workers stop (stops run in reverse).
     const executor = new Ssh2Executor({ networks: config.ssh, idleMs: 60_000 });
     stops.push(() => executor.close());
@@ -101,6 +110,8 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
       logger,
       store,
       queue,
+      operateQueue: operate,
+      stopping: stopping.signal,
       scheduler,
       broadcaster: ws.broadcaster,
       executor,
@@ -113,6 +124,8 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
     const wsHandler = createWsHandler(deps);
 
     stops.push(await startLocalWorkers(deps, queue, scheduler));
+    // Stopped before the deploy workers (stops run in reverse): running tails and execs end at once.
+    stops.push(await startOperateQueue(deps, operate, jobHandlers, stopping));
 
     const app = createApp(deps);
     const server = createHttpServer(app.fetch, logger);

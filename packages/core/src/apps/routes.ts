@@ -8,6 +8,8 @@ import { listResponse, OwnedListQuery } from "../http/list.ts";
 import { idempotent } from "../http/middleware/idempotency.ts";
 import { bearer, changesOf, jsonBody, jsonContent, pageOf, problems } from "../http/openapi.ts";
 import { validationHook } from "../http/problem.ts";
+import { createAppFromTemplate } from "../templates/apply.ts";
+import { TemplateId } from "../templates/schemas.ts";
 import { toApp } from "./entity.ts";
 import { masked, readEnv, writeEnv } from "./env.ts";
 import { extendApp, startApp, stopApp } from "./lifecycle.ts";
@@ -83,6 +85,14 @@ const fields = {
   commands: CommandsSchema.nullable(),
 };
 
+/** `POST /api/apps` only: start from a template (GET /api/templates). */
+const fromTemplate = {
+  templateId: TemplateId.optional().openapi({
+    description: "Write this template's files into cdPath (over SFTP) and start with its env and commands",
+  }),
+  force: z.boolean().optional().openapi({ description: "With templateId: overwrite files that exist in cdPath" }),
+};
+
 const Lifecycle = z.object({
   success: z.boolean(),
   appId: z.string(),
@@ -122,15 +132,33 @@ export const appRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
       ...auth,
       method: "post",
       path: "/api/apps",
-      summary: "Create an app (a Compose project in a directory on one of your servers)",
+      summary:
+        "Create an app (a Compose project in a directory on one of your servers); with `templateId`, " +
+        "the template's files are written into cdPath over SFTP first (409 naming existing ones unless `force`)",
       request: {
         body: jsonBody(
-          z.object(fields).partial({ appUrl: true, autoStopTimeout: true, repository: true, commands: true }).strict(),
+          z
+            .object({ ...fields, ...fromTemplate })
+            .partial({ appUrl: true, autoStopTimeout: true, repository: true, commands: true })
+            .strict()
+            .refine((b) => b.force === undefined || b.templateId !== undefined, {
+              message: "force applies only with templateId",
+              path: ["force"],
+            }),
         ),
       },
-      responses: { 201: jsonContent(AppSchema, "Created"), ...problems(400, 401, 402) },
+      responses: {
+        201: jsonContent(AppSchema, "Created"),
+        ...problems(400, 401, 402, 403, 409, 502, 503, 504),
+      },
     }),
-    async (c) => c.json(await createApp(c.var.deps, actorOf(c), c.req.valid("json")), 201),
+    async (c) => {
+      const { templateId, force, ...input } = c.req.valid("json");
+      const app = templateId
+        ? await createAppFromTemplate(c.var.deps, actorOf(c), { ...input, templateId, force })
+        : await createApp(c.var.deps, actorOf(c), input);
+      return c.json(app, 201);
+    },
   )
   .openapi(
     createRoute({

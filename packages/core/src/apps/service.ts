@@ -22,6 +22,7 @@ import {
   repoIdBranchPk,
   toApp,
 } from "./entity.ts";
+import { validateEnv, writeEnv } from "./env.ts";
 import { autoStopScheduleName } from "./lifecycle.ts";
 
 export interface AppInput {
@@ -77,7 +78,17 @@ function referenceError(err: unknown, base: number): never {
   throw err;
 }
 
-export async function createApp(deps: Deps, actor: Actor, input: AppInput) {
+/** What an app made from a template (templates/apply.ts) starts with, and what its audit entry names. */
+export interface AppOrigin {
+  templateId: string;
+  /** Files that existed in cdPath and were overwritten (`force`). */
+  overwritten: string[];
+  /** The app's first environment variables. */
+  env: Record<string, string>;
+}
+
+export async function createApp(deps: Deps, actor: Actor, input: AppInput, origin?: AppOrigin) {
+  if (origin) validateEnv(origin.env);
   const now = Date.now();
   const id = newId("app");
   const bound = input.repository ? await bindRepository(deps, actor, undefined, input.repository) : undefined;
@@ -121,7 +132,9 @@ export async function createApp(deps: Deps, actor: Actor, input: AppInput) {
     name: item.name,
     projectId: item.projectId,
     serverId: item.serverId,
+    ...(origin ? { template: origin.templateId, overwritten: origin.overwritten } : {}),
   });
+  if (origin && Object.keys(origin.env).length > 0) await writeEnv(deps, actor, id, { replace: origin.env });
   return toApp(item);
 }
 

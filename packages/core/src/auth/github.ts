@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { recordAudit } from "../audit/service.ts";
 import type { Config } from "../config.ts";
@@ -7,65 +7,35 @@ import type { Deps } from "../ports.ts";
 import { cond, type Key, type TransactOp } from "../store/store.ts";
 import { toUser, type User, type UserItem, userKeys } from "../users/entity.ts";
 import { Email, Username } from "../users/schemas.ts";
-import { authKeys } from "./entity.ts";
-import { type Caller, createUser, newUserItem, type Session } from "./service.ts";
+import {
+  type OAuthFlow,
+  type OAuthOutcome,
+  oauthCallbackUrl,
+  putOAuthState,
+  s256,
+  takeOAuthState,
+} from "./oauth-state.ts";
+import { type Caller, createUser, newUserItem } from "./service.ts";
 import { issueTokens } from "./tokens.ts";
 
 /**
  * GitHub OAuth (authorization code + PKCE S256) for sign-in, sign-up and
- * account linking. The state is a single-use table item with a TTL; the
- * GitHub token is sealed by the KeyVault with the owner's id as context.
- *
- * Each flow is bound to the browser that started it: a random nonce goes to
- * that browser only (the `hoist_oauth` cookie) and its SHA-256 to the state
- * item. Without it, an authorize URL started by someone else (a link flow on
- * an attacker's account, or a login CSRF) would complete in a victim's
- * browser that already authorised the app on GitHub.
+ * account linking. The state, single use and bound to the browser that
+ * started the flow, is kept by oauth-state.ts; the GitHub token is sealed by
+ * the KeyVault with the owner's id as context.
  */
 export const GITHUB_SCOPES = "read:user user:email repo admin:repo_hook";
-const STATE_TTL_SECONDS = 600;
-/** The cookie holding the browser nonce of the flow in progress (path-scoped to the callback). */
-export const OAUTH_COOKIE = "hoist_oauth";
-export const OAUTH_COOKIE_MAX_AGE = STATE_TTL_SECONDS;
-const DEFAULT_TIMEOUT_MS = 10_000;
+export { OAUTH_COOKIE, OAUTH_COOKIE_MAX_AGE, type OAuthStateItem } from "./oauth-state.ts";
 
-export type OAuthStateItem = Key & {
-  entity: "oauth-state";
-  codeVerifier: string;
-  /** The exact redirect_uri sent to the authorize page; the code exchange must repeat it. */
-  redirectUri: string;
-  mode: "login" | "link";
-  /** The signed-in user who started linking (mode "link"). */
-  userId?: string;
-  /**
-   * SHA-256 (base64url) of the nonce sent to the starting browser in the `hoist_oauth` cookie: one nonce
-   * per state. The nonce itself is never stored. A second flow in the same browser overwrites the cookie,
-   * which only invalidates the first flow (it then fails with a mismatch; the user starts again).
-   */
-  browserNonceSha256: string;
-  createdAt: number;
-  expiresAt: number;
-};
+const DEFAULT_TIMEOUT_MS = 10_000;
 
 type GuardItem = Key & { entity: "guard"; userId: string };
 
 export type GitHubProfile = { id: number; login: string; email?: string | null };
 
 const githubUnavailable = (detail: string) => new HoistError(502, "github_unavailable", detail);
-const invalidState = () => new HoistError(400, "invalid_oauth_state", "Invalid or expired OAuth state");
 const emailTaken = () => new ConflictError("An account with this email exists; sign in and link GitHub from it");
 const trimSlash = (url: string) => url.replace(/\/+$/, "");
-const s256 = (verifier: string) => createHash("sha256").update(verifier).digest("base64url");
-const otherBrowser = () =>
-  new HoistError(400, "oauth_browser_mismatch", "This sign-in was started in another browser; start again");
-
-/** Whether the cookie's nonce hashes to the one stored with the state, compared in constant time. */
-function sameBrowser(nonce: string | undefined, storedSha256: string | undefined): boolean {
-  if (!nonce || !storedSha256) return false;
-  const expected = Buffer.from(storedSha256, "base64url");
-  const actual = createHash("sha256").update(nonce).digest();
-  return expected.length === actual.length && timingSafeEqual(expected, actual);
-}
 
 const TokenAnswer = z.object({
   access_token: z.string().min(1).max(4096).optional(),
@@ -196,20 +166,9 @@ function oauthApp(config: Config): { clientId: string; clientSecret: string } {
 }
 
 /** Where GitHub sends the browser back: the public URL if configured, else the origin the request came to. */
-export function callbackUrl(config: Config, requestOrigin: string): string {
-  return `${trimSlash(config.publicUrl ?? requestOrigin)}/api/auth/github/callback`;
-}
+export const callbackUrl = (config: Config, requestOrigin: string) => oauthCallbackUrl(config, requestOrigin, "github");
 
-export type GitHubFlow = { mode: "login" } | { mode: "link"; userId: string };
-
-/** Where and how the flow cookie is set: the callback's path only, `Secure` when either URL is https. */
-export function oauthCookieScope(config: Config, requestOrigin: string): { path: string; secure: boolean } {
-  const https = (url: string | undefined) => url?.startsWith("https:") === true;
-  return {
-    path: new URL(callbackUrl(config, requestOrigin)).pathname,
-    secure: https(requestOrigin) || https(config.publicUrl),
-  };
-}
+export type GitHubFlow = OAuthFlow;
 
 /**
  * Stores a fresh state (10 minutes, single use) with its PKCE verifier and the hash of a new browser
@@ -222,22 +181,8 @@ export async function startGitHubAuth(
   now = Date.now(),
 ): Promise<{ authorizeUrl: string; browserNonce: string }> {
   const { clientId } = oauthApp(deps.config);
-  const state = randomBytes(32).toString("base64url");
-  const codeVerifier = randomBytes(32).toString("base64url");
-  const browserNonce = randomBytes(32).toString("base64url");
   const redirectUri = callbackUrl(deps.config, requestOrigin);
-  const item: OAuthStateItem = {
-    ...authKeys.oauthState(state),
-    entity: "oauth-state",
-    codeVerifier,
-    redirectUri,
-    mode: flow.mode,
-    ...(flow.mode === "link" ? { userId: flow.userId } : {}),
-    browserNonceSha256: s256(browserNonce),
-    createdAt: now,
-    expiresAt: Math.floor(now / 1000) + STATE_TTL_SECONDS,
-  };
-  await deps.store.put(item, { condition: cond.notExists() });
+  const { state, codeVerifier, browserNonce } = await putOAuthState(deps, "github", flow, redirectUri, now);
   const authorizeUrl = GitHubClient.fromConfig(deps.config).authorizeUrl({
     clientId,
     redirectUri,
@@ -247,7 +192,7 @@ export async function startGitHubAuth(
   return { authorizeUrl, browserNonce };
 }
 
-export type GitHubOutcome = { mode: "login"; session: Session; created: boolean } | { mode: "link"; user: User };
+export type GitHubOutcome = OAuthOutcome;
 
 /**
  * GitHub's redirect back. The state is consumed first (delete returns it), so
@@ -262,19 +207,7 @@ export async function completeGitHubAuth(
   now = Date.now(),
 ): Promise<GitHubOutcome> {
   const app = oauthApp(deps.config);
-  const flow = await deps.store.delete<OAuthStateItem>(authKeys.oauthState(input.state));
-  if (flow?.entity !== "oauth-state" || flow.expiresAt <= Math.floor(now / 1000)) throw invalidState();
-  if (!sameBrowser(input.browserNonce, flow.browserNonceSha256)) {
-    await recordAudit(deps, {
-      userId: flow.userId ?? null,
-      action: "auth.oauth_state_mismatch",
-      resourceType: "user",
-      resourceId: flow.userId ?? null,
-      details: { method: "github", mode: flow.mode, cookie: input.browserNonce ? "different" : "missing" },
-      ipAddress: caller.ip,
-    });
-    throw otherBrowser();
-  }
+  const flow = await takeOAuthState(deps, "github", input, caller, now);
   if (input.error || !input.code) {
     const detail =
       input.error === "access_denied"

@@ -68,6 +68,9 @@ export async function createUser(
     { key: userKeys.email(draft.email), what: "email" },
     { key: userKeys.username(draft.username), what: "username" },
     ...(draft.githubId ? [{ key: userKeys.github(draft.githubId), what: "GitHub account" }] : []),
+    ...(draft.oidcIssuer && draft.oidcSubject
+      ? [{ key: userKeys.oidc(draft.oidcIssuer, draft.oidcSubject), what: "OpenID Connect account" }]
+      : []),
   ];
   for (const asAdmin of [true, false]) {
     const user: UserItem = { ...draft, role: asAdmin ? "admin" : (draft.role ?? "member") };

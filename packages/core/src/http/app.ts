@@ -7,16 +7,20 @@ import { auditRoutes } from "../audit/routes.ts";
 import { apiTokenRoutes } from "../auth/api-token-routes.ts";
 import { githubAuthRoutes } from "../auth/github-routes.ts";
 import { startAuthentication } from "../auth/middleware.ts";
+import { oidcAuthRoutes } from "../auth/oidc-routes.ts";
 import { authRoutes } from "../auth/routes.ts";
 import { deploymentRoutes } from "../deployments/routes.ts";
 import { repoRoutes } from "../github/repo-routes.ts";
 import { webhookRoutes } from "../github/webhook-routes.ts";
 import { healthRoutes } from "../health/routes.ts";
 import { incidentRoutes } from "../incidents/routes.ts";
+import { operateRoutes } from "../operate/routes.ts";
 import type { Deps } from "../ports.ts";
 import { projectRoutes } from "../projects/routes.ts";
 import { publish, subscribers } from "../realtime/publish.ts";
+import { metricsRoutes } from "../servers/metrics-routes.ts";
 import { serverRoutes } from "../servers/routes.ts";
+import { templateRoutes } from "../templates/routes.ts";
 import { usageRoutes } from "../usage/routes.ts";
 import { userRoutes } from "../users/routes.ts";
 import { webRoutes } from "../web/routes.ts";
@@ -32,7 +36,7 @@ import { onError, problem, validationHook } from "./problem.ts";
 
 const WEBHOOK_BODY_LIMIT = 10 * 1024 * 1024;
 /** Where passwords are tried or tokens issued: `HOIST_RATE_LIMIT_AUTH` per client IP. */
-const CREDENTIAL_ROUTES = /^\/api\/auth\/(register|login|github\/(login|callback))\/?$/;
+const CREDENTIAL_ROUTES = /^\/api\/auth\/(register|login|(github|oidc)\/(login|callback))\/?$/;
 /** Token refreshes: every open tab refreshes every 15 minutes, so they get a limit of their own. */
 const REFRESH_ROUTE = /^\/api\/auth\/refresh\/?$/;
 
@@ -126,12 +130,16 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
   app.route("/", healthRoutes);
   app.route("/", authRoutes);
   app.route("/", githubAuthRoutes);
+  app.route("/", oidcAuthRoutes);
   app.route("/", apiTokenRoutes);
   app.route("/", userRoutes);
   app.route("/", auditRoutes);
   app.route("/", serverRoutes);
+  app.route("/", metricsRoutes);
   app.route("/", projectRoutes);
   app.route("/", appRoutes);
+  app.route("/", templateRoutes);
+  app.route("/", operateRoutes);
   app.route("/", deploymentRoutes);
   app.route("/", usageRoutes);
   app.route("/", webhookRoutes);

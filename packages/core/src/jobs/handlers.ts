@@ -1,4 +1,6 @@
 import { autoStop } from "../apps/lifecycle.ts";
+import { execJob } from "../operate/exec.ts";
+import { appLogsTailJob } from "../operate/tail.ts";
 import type { Deps, ScheduledEvent } from "../ports.ts";
 import { sweepServers } from "../servers/status.ts";
 import { closeOutRunningApps } from "../usage/close-out.ts";
@@ -11,6 +13,8 @@ export const jobHandlers: JobHandlers = {
   "app-start": appJob,
   "app-stop": appJob,
   "app-wake": appWakeJob,
+  "app-logs-tail": appLogsTailJob,
+  exec: execJob,
 };
 
 type ScheduledHandlers = {

@@ -1,5 +1,6 @@
 import { type AppItem, appKey } from "../apps/entity.ts";
 import { type DeploymentItem, deploymentKey } from "../deployments/entity.ts";
+import { ensureTail } from "../operate/tail-lease.ts";
 import type { Deps } from "../ports.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
 import type { UserItem } from "../users/entity.ts";
@@ -61,4 +62,9 @@ export async function subscribe(
   };
   await deps.store.put(item);
   if (channelName.startsWith("deployment:")) await replayLog(deps, item, channelName.slice("deployment:".length));
+  // The app's container logs are followed by one tail job while the channel has subscribers (operate/tail.ts).
+  if (channelName.startsWith("app-logs:"))
+    await ensureTail(deps, connection.userId, channelName.slice("app-logs:".length)).catch((err: unknown) =>
+      deps.logger.error("could not start the app log tail", { channel: channelName, error: err }),
+    );
 }

@@ -2,6 +2,7 @@ import type { Scope } from "../auth/api-token-entity.ts";
 import { socketMaySubscribe, socketRole } from "../auth/scopes.ts";
 import { authenticate } from "../auth/tokens.ts";
 import { HoistError } from "../errors.ts";
+import { cancelExec, startExec } from "../operate/exec.ts";
 import type { Deps } from "../ports.ts";
 import { type UserItem, userKeys } from "../users/entity.ts";
 import { type ConnectionItem, connectionItem, connectionKey } from "./entity.ts";
@@ -65,7 +66,7 @@ export function createWsHandler(deps: Deps) {
     if (!parsed.success) {
       const fields = parsed.error.issues.map((i) => i.path.join(".")).filter(Boolean);
       const which = fields.length > 0 ? ` (invalid: ${[...new Set(fields)].join(", ")})` : "";
-      return error(`Unknown or invalid message${which}; actions are subscribe, unsubscribe, ping`);
+      return error(`Unknown or invalid message${which}; actions are subscribe, unsubscribe, ping, exec, exec-cancel`);
     }
     const msg = parsed.data;
     if (msg.action === "ping") {
@@ -75,6 +76,14 @@ export function createWsHandler(deps: Deps) {
 
     const connection = await deps.store.get<ConnectionItem & { scopes?: Scope[] }>(connectionKey(connectionId));
     if (!connection?.userId) return error("Not connected");
+    if (msg.action === "exec" || msg.action === "exec-cancel") {
+      const refused =
+        msg.action === "exec"
+          ? await startExec(deps, { connectionId, userId: connection.userId, scopes: connection.scopes }, msg)
+          : await cancelExec(deps, connectionId, msg.id);
+      if (refused) await reply(connectionId, { type: "error", id: msg.id, message: refused });
+      return { statusCode: 200 };
+    }
     if (msg.action === "unsubscribe") {
       await deps.store.delete(subscriptionKey(connectionId, msg.channel));
       await reply(connectionId, { type: "unsubscribed", channel: msg.channel });

@@ -51,7 +51,8 @@ export const STALE = Symbol("stale connection");
  * reached the server and running it elsewhere is safe ("Unable to exec", a
  * refused exec request on an open channel, is not one of them).
  */
-const NOT_OPENED = /^(Not connected|No response from server|No free channels available|\(SSH\) Channel open failure)/;
+export const NOT_OPENED =
+  /^(Not connected|No response from server|No free channels available|\(SSH\) Channel open failure)/;
 
 /**
  * Runs `script` on a channel of the lease's connection; releases the lease

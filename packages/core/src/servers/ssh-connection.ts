@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { LookupAddress } from "node:dns";
 import { isIP, type Socket } from "node:net";
-import ssh2, { type ClientChannel, type ConnectConfig } from "ssh2";
+import ssh2, { type ClientChannel, type ConnectConfig, type SFTPWrapper } from "ssh2";
 import type { AddressGuard } from "./networks.ts";
 import { authMethods, type Credentials, loadPrivateKey, triedMethods } from "./ssh-auth.ts";
 import { DNS_CODES, SshError, type SshErrorContext, toSshError } from "./ssh-error.ts";
@@ -289,6 +289,15 @@ export class SshConnection {
   exec(script: string, callback: (err: Error | undefined, channel?: ClientChannel) => void): void {
     try {
       this.client.exec(script, (err, channel) => callback(err, channel));
+    } catch (err) {
+      process.nextTick(() => callback(err as Error)); // "Not connected"
+    }
+  }
+
+  /** Opens an SFTP session (a channel with the `sftp` subsystem); the callback gets ssh2's error as is, as for exec. */
+  sftp(callback: (err: Error | undefined, sftp?: SFTPWrapper) => void): void {
+    try {
+      this.client.sftp((err, sftp) => callback(err, sftp));
     } catch (err) {
       process.nextTick(() => callback(err as Error)); // "Not connected"
     }

@@ -2,11 +2,14 @@ import type { LookupAddress } from "node:dns";
 import { lookup as dnsLookup } from "node:dns/promises";
 import { connect as netConnect, type Socket } from "node:net";
 import { AddressGuard, type NetworkPolicy } from "./networks.ts";
+import type { RemoteFile, WriteFilesOptions, WriteFilesResult } from "./remote-files.ts";
+import { assertWritable, writeFilesOnLease } from "./sftp.ts";
 import { type CommandSettings, type ExecOptions, type ExecResult, runCommand, STALE } from "./ssh-command.ts";
 import { ConnectAttempt, type ConnectSettings, type SshTarget } from "./ssh-connection.ts";
 import { SshError } from "./ssh-error.ts";
 import { SshPool } from "./ssh-pool.ts";
 
+export { FilesExistError, type RemoteFile, type WriteFilesOptions, type WriteFilesResult } from "./remote-files.ts";
 export type { ExecOptions, ExecResult, OutputStream } from "./ssh-command.ts";
 export { type SshTarget, sshFingerprint } from "./ssh-connection.ts";
 export { SshError, type SshErrorKind } from "./ssh-error.ts";
@@ -21,6 +24,13 @@ export { LINE_TRUNCATED_MARKER, LineSplitter } from "./ssh-lines.ts";
  */
 export interface Executor {
   exec(target: SshTarget, script: string, opts: ExecOptions): Promise<ExecResult>;
+  /**
+   * Writes `files` (relative paths) under `dir` over SFTP, creating the
+   * directories: exact bytes, no shell. Without `force`, any file that exists
+   * refuses the lot with a {@link FilesExistError} (409) and nothing is
+   * written. Optional: an executor without it cannot apply app templates.
+   */
+  writeFiles?(target: SshTarget, dir: string, files: RemoteFile[], opts: WriteFilesOptions): Promise<WriteFilesResult>;
   /** Closes the connections it keeps open (at shutdown). */
   close?(): Promise<void>;
 }
@@ -107,6 +117,34 @@ export class Ssh2Executor implements Executor {
     // No channel could be opened (the connection went stale while idle, or the server wants no more sessions on it): once more, on a fresh one.
     const retried = await attempt(true);
     if (retried === STALE) throw new SshError("protocol", `Could not start the command on ${where}`); // a retry does not retry
+    return retried;
+  }
+
+  async writeFiles(
+    target: SshTarget,
+    dir: string,
+    files: RemoteFile[],
+    opts: WriteFilesOptions,
+  ): Promise<WriteFilesResult> {
+    assertWritable(files);
+    const where = `${target.host}:${target.port}`;
+    if (opts.signal?.aborted) throw new SshError("aborted", `Cancelled before connecting to ${where}`);
+    if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65_535)
+      throw new SshError("protocol", `Invalid SSH port ${target.port} for ${target.host}`);
+    const startedAt = performance.now();
+    const { connectTimeoutMs, signal } = opts;
+    const attempt = async (fresh: boolean) => {
+      const lease = await this.pool.acquire(target, { connectTimeoutMs, signal, startedAt, fresh });
+      if (signal?.aborted) {
+        await lease.release();
+        throw new SshError("aborted", `Cancelled while connecting to ${where}`, lease.connection.fingerprint);
+      }
+      return writeFilesOnLease(lease, where, dir, files, opts, startedAt, !fresh);
+    };
+    const outcome = await attempt(false);
+    if (outcome !== STALE) return outcome;
+    const retried = await attempt(true);
+    if (retried === STALE) throw new SshError("protocol", `Could not start SFTP on ${where}`);
     return retried;
   }
 

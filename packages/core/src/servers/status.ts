@@ -1,8 +1,19 @@
 import { recordAudit } from "../audit/service.ts";
 import { ConflictError, ValidationError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
+import type { ServerMessage } from "../realtime/messages.ts";
+import { publish } from "../realtime/publish.ts";
 import { cond, queryAll } from "../store/store.ts";
 import { type Credentials, type ServerItem, SWEEP_SHARDS, serverKey, sweepShardPk } from "./entity.ts";
+import {
+  MAX_OUTPUT_LINES,
+  METRICS_SCRIPT,
+  MetricsOutputError,
+  type MetricsPoint,
+  type Probe,
+  parseMetrics,
+} from "./metrics.ts";
+import { metricsPoints } from "./metrics-entity.ts";
 import type { SshTarget } from "./ssh.ts";
 import { SshError } from "./ssh-error.ts";
 
@@ -52,11 +63,6 @@ export async function pinHostKey(deps: Pick<Deps, "store">, server: ServerItem, 
   server.hostKeyFingerprint = fingerprint;
 }
 
-const STATUS_SCRIPT = [
-  `printf 'containers=%s\\n' "$(docker ps -q 2>/dev/null | wc -l | tr -d ' ')"`,
-  `printf 'uptime=%s\\n' "$(cut -d' ' -f1 /proc/uptime 2>/dev/null)"`,
-].join("; ");
-
 export interface StatusResult {
   status: "online" | "offline";
   runningContainers: number | null;
@@ -65,39 +71,76 @@ export interface StatusResult {
   error?: { kind: string; message: string };
 }
 
+/** A check's outcome: the status, and what the metrics script read when the server answered. */
+export interface Checked {
+  result: StatusResult;
+  /** null when offline; its `point` is null on a server without /proc. */
+  probe: Probe | null;
+  /** Why the server is offline. */
+  sshError?: SshError;
+  /** The server answered, but not with the script's output. */
+  outputError?: MetricsOutputError;
+}
+
+/** Runs the metrics script (metrics.ts) and parses its output, all lines of it up to a bound. */
+async function runProbe(deps: Deps, server: ServerItem): Promise<Probe> {
+  const lines: string[] = [];
+  const out = await deps.executor.exec(await targetFor(deps, server), METRICS_SCRIPT, {
+    timeoutMs: deps.config.ssh.statusTimeoutMs,
+    connectTimeoutMs: deps.config.ssh.connectTimeoutMs,
+    tailLines: 5,
+    onLine: (stream, line) => {
+      if (stream === "stdout" && lines.length < MAX_OUTPUT_LINES) lines.push(line);
+    },
+  });
+  await pinHostKey(deps, server, out.hostKeyFingerprint);
+  return parseMetrics(lines, Date.now());
+}
+
 /**
- * Connects, reads running containers (`docker ps -q`) and uptime
- * (`/proc/uptime`), and records status, lastChecked and the first host key.
- * A host key mismatch is a 409 the owner resolves by re-pinning.
+ * Connects and runs the metrics script once: its success says "online", and
+ * its output gives running containers (`docker stats`), uptime
+ * (`/proc/uptime`) and a metrics point. Records status, lastChecked and the
+ * first host key. A host key mismatch is a 409 the owner resolves by re-pinning.
  */
-export async function checkServer(deps: Deps, server: ServerItem): Promise<StatusResult> {
+export async function probeServer(deps: Deps, server: ServerItem): Promise<Checked> {
   const lastChecked = Date.now();
-  let result: StatusResult;
+  let checked: Checked;
   try {
-    const out = await deps.executor.exec(await targetFor(deps, server), STATUS_SCRIPT, {
-      timeoutMs: deps.config.ssh.statusTimeoutMs,
-      connectTimeoutMs: deps.config.ssh.connectTimeoutMs,
-    });
-    await pinHostKey(deps, server, out.hostKeyFingerprint);
-    const value = (name: string) => out.stdoutTail.find((l) => l.startsWith(`${name}=`))?.slice(name.length + 1) ?? "";
-    const containers = Number.parseInt(value("containers"), 10);
-    const uptime = Number.parseFloat(value("uptime"));
-    result = {
-      status: "online",
-      runningContainers: Number.isFinite(containers) ? containers : null,
-      uptime: Number.isFinite(uptime) ? Math.floor(uptime) : null,
-      lastChecked,
+    const probe = await runProbe(deps, server);
+    checked = {
+      result: {
+        status: "online",
+        runningContainers: probe.containers.length,
+        uptime: probe.uptime,
+        lastChecked,
+      },
+      probe,
     };
   } catch (err) {
-    if (!(err instanceof SshError)) throw err;
-    result = {
-      status: "offline",
-      runningContainers: null,
-      uptime: null,
-      lastChecked,
-      error: { kind: err.kind, message: err.message },
-    };
+    if (err instanceof MetricsOutputError) {
+      // It answered over SSH: online, with nothing readable.
+      checked = {
+        result: { status: "online", runningContainers: null, uptime: null, lastChecked },
+        probe: null,
+        outputError: err,
+      };
+    } else {
+      if (!(err instanceof SshError)) throw err;
+      checked = {
+        result: {
+          status: "offline",
+          runningContainers: null,
+          uptime: null,
+          lastChecked,
+          error: { kind: err.kind, message: err.message },
+        },
+        probe: null,
+        sshError: err,
+      };
+    }
   }
+  const { result } = checked;
   await deps.store
     .update(serverKey(server.ownerId, server.id), {
       set: { status: result.status, lastChecked, lastError: result.error ?? null },
@@ -116,13 +159,33 @@ export async function checkServer(deps: Deps, server: ServerItem): Promise<Statu
       `${result.error.message}. If the server was rebuilt, re-pin with PUT {"hostKeyFingerprint": null}`,
     );
   }
-  return result;
+  return checked;
+}
+
+/** `GET /api/servers/:id/status` and the sweep: see {@link probeServer}. */
+export async function checkServer(deps: Deps, server: ServerItem): Promise<StatusResult> {
+  return (await probeServer(deps, server)).result;
+}
+
+/** The channel a server's points are pushed on (realtime/subscribe.ts authorizes it: the owner only). */
+export const serverChannel = (serverId: string) => `server:${serverId}`;
+
+/** Stores the sweep's point and pushes it to `server:<id>`; a failure is logged, the server stays as checked. */
+async function recordPoint(deps: Deps, server: ServerItem, point: MetricsPoint): Promise<void> {
+  try {
+    await metricsPoints.put(deps.store, server.ownerId, server.id, point);
+    const message: ServerMessage = { type: "metrics", serverId: server.id, point };
+    await publish(deps, serverChannel(server.id), [message]);
+  } catch (err) {
+    deps.logger.warn("status sweep: storing metrics failed", { serverId: server.id, error: err });
+  }
 }
 
 /**
  * The periodic status sweep: every server, shard by shard, checked with
  * bounded concurrency and each under its own timeout, so one slow or dead
- * server never holds up the others.
+ * server never holds up the others. Each reachable Linux server gets one
+ * metrics point per sweep, stored (kept 7 days) and pushed to `server:<id>`.
  */
 export async function sweepServers(
   deps: Deps,
@@ -141,11 +204,14 @@ export async function sweepServers(
   const worker = async () => {
     for (let i = next++; i < servers.length; i = next++) {
       const server = servers[i] as ServerItem;
-      const result = await checkServer(deps, server).catch((err: unknown) => {
+      const checked = await probeServer(deps, server).catch((err: unknown) => {
         deps.logger.warn("status sweep: server check failed", { serverId: server.id, error: err });
-        return { status: "offline" as const };
+        return undefined;
       });
-      if (result.status === "online") online++;
+      if (checked?.result.status === "online") online++;
+      if (checked?.outputError)
+        deps.logger.warn("status sweep: unreadable metrics", { serverId: server.id, error: checked.outputError });
+      if (checked?.probe?.point) await recordPoint(deps, server, checked.probe.point);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, servers.length) }, worker));

@@ -7,10 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import ssh2, { type AuthContext, type Connection, type ParsedKey, type ServerChannel } from "ssh2";
 import { sshFingerprint } from "../servers/ssh.ts";
+import { serveSftp } from "./sftp-server.ts";
 
 /**
  * A real SSH server on loopback for tests (ssh2's Server): `exec` runs
- * `/bin/sh -c <command>` locally, each in its own process group. No mocks:
+ * `/bin/sh -c <command>` locally, each in its own process group; the `sftp`
+ * subsystem serves the local filesystem (testing/sftp-server.ts). No mocks:
  * the Executor talks SSH to it exactly as to a user's server.
  */
 
@@ -53,6 +55,8 @@ export interface TestSshServer {
   commands: string[];
   /** Every signal request received (`TERM`, `KILL`, …). */
   signals: string[];
+  /** Every SFTP request that opens or changes something (`OPEN /abs/path`, `WRITE …`, `MKDIR …`, `SETSTAT …`), in order. */
+  sftpRequests: string[];
   /** Pids of the commands whose process group still has a live (non-zombie) process. */
   liveCommands(): number[];
   /** TCP connections the server still has open. */
@@ -83,6 +87,7 @@ export async function startTestSshServer(opts: TestSshServerOptions = {}): Promi
   const allowedKeys = [clientKey.public, ...(opts.authorizedKeys ?? [])].map(parse);
   const commands: string[] = [];
   const signals: string[] = [];
+  const sftpRequests: string[] = [];
   const children = new Set<ChildProcess>();
   const spawned: number[] = [];
   const connections = new Set<Connection>();
@@ -105,6 +110,7 @@ export async function startTestSshServer(opts: TestSshServerOptions = {}): Promi
         session.on("eof", () => {
           (session as unknown as { _ending: boolean })._ending = false;
         });
+        session.on("sftp", (acceptSftp) => serveSftp(acceptSftp(), cwd, (request) => sftpRequests.push(request)));
         let child: ChildProcess | undefined;
         session.on("signal", (accept, _reject, info) => {
           accept?.();
@@ -132,6 +138,7 @@ export async function startTestSshServer(opts: TestSshServerOptions = {}): Promi
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {});
+    socket.setNoDelay(true); // as sshd does: no delayed-ACK stalls between small requests (SFTP's)
     if (opts.stallHandshake)
       socket.resume(); // read and ignore, so the client's close is seen
     else ssh.injectSocket(socket);
@@ -153,6 +160,7 @@ export async function startTestSshServer(opts: TestSshServerOptions = {}): Promi
     cwd,
     commands,
     signals,
+    sftpRequests,
     liveCommands: () => spawned.filter(groupAlive),
     openConnections: () => sockets.size,
     async stop() {

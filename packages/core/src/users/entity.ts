@@ -1,7 +1,7 @@
 import type { Key } from "../store/store.ts";
 
 export type Role = "admin" | "member";
-export type AuthType = "password" | "github";
+export type AuthType = "password" | "github" | "oidc";
 
 export type UserItem = Key & {
   entity: "user";
@@ -16,6 +16,9 @@ export type UserItem = Key & {
   githubLogin?: string;
   /** The GitHub OAuth token, sealed by the KeyVault with `{ ownerId }` as context. */
   githubToken?: string;
+  /** The linked OpenID Connect identity: the provider's issuer and the user's `sub` there (guarded by `userKeys.oidc`). */
+  oidcIssuer?: string;
+  oidcSubject?: string;
   /** The user's plan (plans/plans.ts); none recorded: the configured default. */
   plan?: string;
   createdAt: number;
@@ -46,6 +49,8 @@ export const userKeys = {
   email: (email: string): Key => ({ pk: `EMAIL#${email.toLowerCase()}`, sk: "GUARD" }),
   username: (username: string): Key => ({ pk: `USERNAME#${username.toLowerCase()}`, sk: "GUARD" }),
   github: (githubId: string): Key => ({ pk: `GITHUB#${githubId}`, sk: "GUARD" }),
+  /** One OpenID Connect identity: an issuer has no `#` (no fragment), so the key is unambiguous. */
+  oidc: (issuer: string, subject: string): Key => ({ pk: `OIDC#${issuer}#${subject}`, sk: "GUARD" }),
   /** Claimed by the very first registration: that user is the admin. */
   bootstrap: (): Key => ({ pk: "META", sk: "BOOTSTRAP" }),
   listIndex: "gsi1" as const,

@@ -8,7 +8,7 @@ export const UserSchema = z
     role: z.enum(["admin", "member"]),
     disabled: z.boolean(),
     githubConnected: z.boolean(),
-    authType: z.enum(["password", "github"]),
+    authType: z.enum(["password", "github", "oidc"]),
     plan: z.string().nullable().openapi({ description: "The user's plan (null: the operator's default plan)" }),
     createdAt: z.number().int(),
   })

@@ -1,0 +1,58 @@
+import { PermanentJobError, TableQueue } from "@hoist/core/adapters/local/table-queue";
+import type { JobHandlers } from "@hoist/core/jobs/worker";
+import { PoisonMessageError, parseJob } from "@hoist/core/jobs/worker";
+import type { Deps, Job } from "@hoist/core/ports";
+import type { Store } from "@hoist/core/store/store";
+
+/**
+ * Embedded, operator jobs (app-log tails, execs: long-lived, mostly waiting on
+ * SSH output) have a queue of their own with many slots, so they never hold
+ * the deploy queue's few. The same job handlers the worker Lambda runs.
+ */
+export const OPERATE_CONCURRENCY = 64;
+
+export function operateQueue(
+  store: Store,
+  opts: { maxAttempts: number; visibilitySeconds: number; logger: Deps["logger"]; pollIntervalMs?: number },
+): TableQueue {
+  return new TableQueue({
+    store,
+    name: "operate",
+    concurrency: OPERATE_CONCURRENCY,
+    reclaimOnStart: true,
+    maxPollIntervalMs: opts.pollIntervalMs ? opts.pollIntervalMs * 5 : undefined,
+    ...opts,
+  });
+}
+
+/**
+ * Starts consuming `queue` with `handlers`. Returns the stop function: it
+ * aborts `stopping` first (`Deps.stopping`: running tails and execs end at
+ * once, cleanly), then stops the queue.
+ */
+export async function startOperateQueue(
+  deps: Deps,
+  queue: TableQueue,
+  handlers: JobHandlers,
+  stopping: AbortController,
+): Promise<() => Promise<void>> {
+  await queue.start(async (message) => {
+    let job: Job;
+    try {
+      job = parseJob(message.body);
+    } catch (err) {
+      if (err instanceof PoisonMessageError) throw new PermanentJobError(err.message);
+      throw err;
+    }
+    try {
+      await (handlers[job.type] as (job: Job, deps: Deps) => Promise<void>)(job, deps);
+    } catch (err) {
+      deps.logger.error("job failed", { type: job.type, jobId: message.id, attempt: message.attempt, error: err });
+      throw err;
+    }
+  });
+  return async () => {
+    stopping.abort();
+    await queue.stop({ graceMs: 10_000 });
+  };
+}
