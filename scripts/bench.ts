@@ -16,11 +16,12 @@ import { http } from "./bench/http.ts";
 import { lambda } from "./bench/lambda.ts";
 import { cleanup, renderTable, root, type Suite, type SuiteResult } from "./bench/lib.ts";
 import { logs } from "./bench/logs.ts";
+import { operate } from "./bench/operate.ts";
 import { plans } from "./bench/plans.ts";
 import { realtime } from "./bench/realtime.ts";
 import { startup } from "./bench/startup.ts";
 
-const suites: Suite[] = [startup, http, lambda, auth, apps, deploys, plans, logs, drain, realtime];
+const suites: Suite[] = [startup, http, lambda, auth, apps, deploys, plans, logs, drain, realtime, operate];
 
 /** Set on SIGINT/SIGTERM: what was started is being stopped; the run ends with 130. */
 let interrupted = false;

@@ -130,7 +130,10 @@ export interface Bench {
  * no status sweep) on a fresh temp dir, a loopback SSH server, a registered
  * user, a server pointing at the SSH server and a project.
  */
-export async function startBench(env: Record<string, string> = {}): Promise<Bench> {
+export async function startBench(
+  env: Record<string, string> = {},
+  opts: { sshPathPrefix?: string[] } = {},
+): Promise<Bench> {
   // As main.ts: the SDK's notice about its future Node requirement is noise here.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   const dataDir = await tempDir("deploy-data");
@@ -157,7 +160,7 @@ export async function startBench(env: Record<string, string> = {}): Promise<Benc
       }),
       createLogger("silent"),
     );
-    ssh = await startTestSshServer({ cwd: sshDir });
+    ssh = await startTestSshServer({ cwd: sshDir, pathPrefix: opts.sshPathPrefix });
     const url = runtime.url;
     const rt = runtime;
     const target = ssh;

@@ -75,6 +75,15 @@ describe("hoist CLI", () => {
     expect(r.stderr).toMatch(/==> dep_\S+ succeeded/);
   });
 
+  it("runs a command once in the app's directory with its env: exec prints its output and exits with its code", async () => {
+    const r = await h.cli(["exec", "web", "--", 'test "$GREETING" = "hello world" && basename "$PWD";', "exit", "3"]);
+    expect(r.stdout).toBe("web\n");
+    expect(r.code).toBe(3);
+    const j = await h.cli(["exec", "web", "--json", "--", "echo", "plain", "words"]);
+    expect(j.code).toBe(0);
+    expect(json(j.stdout)).toMatchObject({ exitCode: 0, output: "plain words", truncated: false, timedOut: false });
+  });
+
   it("exits 1 when the deployment fails, and --json prints one object per line", async () => {
     const appDir = join(h.ssh.cwd, "bad");
     mkdirSync(appDir);

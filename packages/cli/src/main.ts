@@ -3,6 +3,7 @@ import { appCommands } from "./commands/apps.ts";
 import { authCommands } from "./commands/auth.ts";
 import { deployCommands } from "./commands/deploy.ts";
 import { envCommands } from "./commands/env.ts";
+import { execCommand } from "./commands/exec.ts";
 import { projectCommands } from "./commands/projects.ts";
 import { serverCommands } from "./commands/servers.ts";
 import { exit } from "./commands/shared.ts";
@@ -37,6 +38,7 @@ Examples:
   $ hoist apps create web --project shop --server box --path /srv/web
   $ hoist env set web DATABASE_URL=postgres://db/web
   $ hoist deploy web --follow
+  $ hoist exec web -- docker compose ps
 ${ENVIRONMENT}`,
     );
   authCommands(program);
@@ -45,6 +47,7 @@ ${ENVIRONMENT}`,
   appCommands(program);
   envCommands(program);
   deployCommands(program);
+  execCommand(program);
   statusCommand(program);
   return program;
 }

@@ -24,7 +24,8 @@ export const JobSchema = z.discriminatedUnion("type", [
   /** Follow the app's container logs for one slice while `app-logs:<appId>` has subscribers (operate/tail.ts); `tailId` names the lease holder it runs as. */
   z.object({ type: z.literal("app-logs-tail"), ownerId: id, appId: id, tailId: id }),
   /** Run one exec the owner asked for over the WebSocket (operate/exec.ts). */
-  z.object({ type: z.literal("exec"), ownerId: id, appId: id, execId: id }),
+  /** With the app's `serverId`, the job reads the server alongside the app and its env. */
+  z.object({ type: z.literal("exec"), ownerId: id, appId: id, execId: id, serverId: z.optional(id) }),
 ]);
 export type Job = z.infer<typeof JobSchema>;
 

@@ -75,7 +75,7 @@ export async function startExec(
     },
     now,
   );
-  const job: Job = { type: "exec", ownerId: user.id, appId: app.id, execId };
+  const job: Job = { type: "exec", ownerId: user.id, appId: app.id, execId, serverId: app.serverId };
   const queue = operateQueue(deps);
   const sending = queue.sendWith?.(job);
   try {
@@ -117,8 +117,14 @@ export async function cancelExec(deps: Deps, connectionId: string, id: string): 
   }
 }
 
-/** `exec`: runs the command once (a redelivered job finds it no longer queued and does nothing). */
+/**
+ * `exec`: runs the command once (a redelivered job finds it no longer queued
+ * and does nothing). The app, its env and its server are read while the exec
+ * is marked running: one round trip before the command starts.
+ */
 export async function execJob(job: Extract<Job, { type: "exec" }>, deps: Deps): Promise<void> {
+  const reads = readTarget(deps, job);
+  reads.catch(() => undefined); // handled below, or dropped with a redelivery
   let item: ExecItem;
   try {
     item = await deps.store.update<ExecItem>(execKey(job.execId), {
@@ -129,7 +135,7 @@ export async function execJob(job: Extract<Job, { type: "exec" }>, deps: Deps): 
     if (err instanceof ConditionFailedError) return;
     throw err;
   }
-  const end = await runExec(deps, job, item).catch(async (err: unknown): Promise<ExecEnd> => {
+  const end = await runExec(deps, item, reads).catch(async (err: unknown): Promise<ExecEnd> => {
     deps.logger.error("exec failed", { execId: item.id, error: err });
     const failed = { exitCode: null, error: `The command could not be run: ${errorMessage(err)}` };
     await deps.broadcaster
@@ -145,19 +151,28 @@ export async function execJob(job: Extract<Job, { type: "exec" }>, deps: Deps): 
     .catch((err: unknown) => deps.logger.warn("could not record an exec's end", { execId: item.id, error: err }));
 }
 
+/** The app, its env and its server (read after the app when the job does not name it). */
+async function readTarget(deps: Deps, job: Extract<Job, { type: "exec" }>) {
+  const server = (serverId: string) => deps.store.get<ServerItem>(serverKey(job.ownerId, serverId));
+  const [app, env, known] = await Promise.all([
+    deps.store.get<AppItem>(appKey(job.ownerId, job.appId), { consistent: true }),
+    readEnv(deps, job.ownerId, job.appId),
+    job.serverId ? server(job.serverId) : undefined,
+  ]);
+  const onServer = app && (app.serverId === job.serverId ? known : await server(app.serverId));
+  return { app, env, server: onServer };
+}
+
 type StopWhy = "cancelled" | "truncated" | "gone" | "stopping";
 
-async function runExec(deps: Deps, job: Extract<Job, { type: "exec" }>, item: ExecItem): Promise<ExecEnd> {
+async function runExec(deps: Deps, item: ExecItem, reads: ReturnType<typeof readTarget>): Promise<ExecEnd> {
   const abort = new AbortController();
   let why: StopWhy | undefined;
   const stop = (reason: StopWhy) => {
     why ??= reason;
     abort.abort();
   };
-  const [app, env] = await Promise.all([
-    deps.store.get<AppItem>(appKey(job.ownerId, job.appId), { consistent: true }),
-    readEnv(deps, job.ownerId, job.appId),
-  ]);
+  const { app, env, server } = await reads;
   const output = new ExecOutput(
     deps,
     item.connectionId,
@@ -166,7 +181,6 @@ async function runExec(deps: Deps, job: Extract<Job, { type: "exec" }>, item: Ex
     deps.config.operate.execMaxOutputBytes,
     { cap: () => stop("truncated"), gone: () => stop("gone") },
   );
-  const server = app && (await deps.store.get<ServerItem>(serverKey(app.ownerId, app.serverId)));
   if (!app || !server) {
     const end = { exitCode: null, error: "The app or its server no longer exists" };
     await output.finish(end);

@@ -1,5 +1,5 @@
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startOperateQueue } from "@hoist/local/operate-queue";
@@ -16,7 +16,8 @@ import { startTestSshServer, type TestSshServer } from "./ssh-server.ts";
  * logs` prints `./compose.log` (lines as compose prints them: `web-1  |
  * <time> <text>`), honouring `--since` (times compared as strings: the tests
  * write normalized ones) and `--tail N`; with `--follow` it keeps printing
- * what is appended (polling the file every 20 ms). Anything else fails.
+ * what is appended (polling the file every 20 ms, or `$STANDIN_POLL_MS`).
+ * Anything else fails.
  */
 const DOCKER = `#!/usr/bin/env node
 const fs = require("node:fs");
@@ -52,8 +53,13 @@ if (lines.length > 0) process.stdout.write(lines.join("\\n") + "\\n");
 if (follow) setInterval(() => {
   const more = read();
   if (more.length > 0) process.stdout.write(more.join("\\n") + "\\n");
-}, 20);
+}, Number(process.env.STANDIN_POLL_MS) || 20);
 `;
+
+/** Puts the stand-in `docker` in `dir` (for a test SSH server's `pathPrefix`). */
+export async function writeStandInDocker(dir: string): Promise<void> {
+  await writeFile(join(dir, "docker"), DOCKER, { mode: 0o755 });
+}
 
 export type Json = Record<string, unknown>;
 
@@ -98,7 +104,7 @@ export interface OperateSetup {
  */
 export async function operateSetup(env: Record<string, string> = {}): Promise<OperateSetup> {
   const bin = await mkdtemp(join(tmpdir(), "hoist-docker-"));
-  writeFileSync(join(bin, "docker"), DOCKER, { mode: 0o755 });
+  await writeStandInDocker(bin);
   const ssh = await startTestSshServer({ pathPrefix: [bin] });
   const t = await testClient({ HOIST_APP_LOG_IDLE_SECONDS: "1", ...env });
   const broadcaster = new RecordingBroadcaster();
