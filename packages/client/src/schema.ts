@@ -5462,6 +5462,8 @@ export interface components {
             role: "admin" | "member";
             disabled: boolean;
             githubConnected: boolean;
+            /** @description An OpenID Connect identity is linked (HOIST_OIDC_ISSUER) */
+            oidcConnected: boolean;
             /** @enum {string} */
             authType: "password" | "github" | "oidc";
             /** @description The user's plan (null: the operator's default plan) */

@@ -31,6 +31,7 @@ describe("register", () => {
       role: "admin",
       disabled: false,
       githubConnected: false,
+      oidcConnected: false,
       authType: "password",
       plan: "free", // the default plan
       createdAt: expect.any(Number),

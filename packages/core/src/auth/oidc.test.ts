@@ -8,7 +8,15 @@ import type { OAuthStateItem } from "./oauth-state.ts";
 import { OidcClient, oidcClient } from "./oidc.ts";
 import { usernameCandidates } from "./oidc-accounts.ts";
 
-type User = { id: string; username: string; email: string; role: string; authType: string; githubConnected: boolean };
+type User = {
+  id: string;
+  username: string;
+  email: string;
+  role: string;
+  authType: string;
+  githubConnected: boolean;
+  oidcConnected?: boolean;
+};
 type Session = { user: User; token: string; refreshToken: string; expiresIn: number };
 type Problem = { detail: string; status: number; errors?: unknown[] };
 type Audit = { items: { action: string; userId: string | null; details: Record<string, unknown> }[] };
@@ -107,6 +115,7 @@ describe("signing up and in with the OpenID provider", () => {
       role: "admin",
       authType: "oidc",
       githubConnected: false,
+      oidcConnected: true,
     });
     expect(res.res.headers.get("cache-control")).toBe("no-store");
     expect(await storedUser(first.user.id)).toMatchObject({ oidcIssuer: op.issuer, oidcSubject: alice.sub });
@@ -291,7 +300,7 @@ describe("accounts: never by email; link, sign in, unlink", () => {
     const linked = await signInWith<{ user: User }>(adaAtIdp, await startLink(ada.token));
     expect(linked.status, JSON.stringify(linked.body)).toBe(200);
     expect(Object.keys(linked.body)).toEqual(["user"]);
-    expect(linked.body.user).toMatchObject({ id: ada.user.id, authType: "password" });
+    expect(linked.body.user).toMatchObject({ id: ada.user.id, authType: "password", oidcConnected: true });
     expect(await storedUser(ada.user.id)).toMatchObject({ oidcIssuer: op.issuer, oidcSubject: adaAtIdp.sub });
 
     const viaIdp = await signInWith(adaAtIdp, await startLogin());
@@ -313,7 +322,7 @@ describe("accounts: never by email; link, sign in, unlink", () => {
 
     const out = await t.json<{ user: User }>("DELETE", "/api/auth/oidc/link", { token: carol.token });
     expect(out.status).toBe(200);
-    expect(out.body.user.id).toBe(carol.user.id);
+    expect(out.body.user).toMatchObject({ id: carol.user.id, oidcConnected: false });
     const item = await storedUser(carol.user.id);
     expect([item.oidcIssuer, item.oidcSubject]).toEqual([undefined, undefined]);
     expect(await t.deps.store.get(userKeys.oidc(op.issuer, carolAtIdp.sub))).toBeUndefined();

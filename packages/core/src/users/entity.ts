@@ -36,6 +36,7 @@ export interface User {
   role: Role;
   disabled: boolean;
   githubConnected: boolean;
+  oidcConnected: boolean;
   authType: AuthType;
   /** The user's plan; null: the operator's default plan. */
   plan: string | null;
@@ -65,6 +66,7 @@ export function toUser(item: UserItem): User {
     role: item.role,
     disabled: item.disabled,
     githubConnected: item.githubId !== undefined,
+    oidcConnected: item.oidcSubject !== undefined,
     authType: item.authType,
     plan: item.plan ?? null,
     createdAt: item.createdAt,

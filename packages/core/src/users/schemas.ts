@@ -8,6 +8,7 @@ export const UserSchema = z
     role: z.enum(["admin", "member"]),
     disabled: z.boolean(),
     githubConnected: z.boolean(),
+    oidcConnected: z.boolean().openapi({ description: "An OpenID Connect identity is linked (HOIST_OIDC_ISSUER)" }),
     authType: z.enum(["password", "github", "oidc"]),
     plan: z.string().nullable().openapi({ description: "The user's plan (null: the operator's default plan)" }),
     createdAt: z.number().int(),
