@@ -47,6 +47,22 @@ export function validateEnv(env: Record<string, string>): void {
 
 export const masked = (env: Record<string, string>) => Object.fromEntries(Object.keys(env).map((k) => [k, MASK]));
 
+/** The stored form of an app's variables (one envelope bound to the owner), for a write of its own or a caller's transaction. */
+export async function envItem(
+  deps: Pick<Deps, "keyVault">,
+  ownerId: string,
+  appId: string,
+  env: Record<string, string>,
+): Promise<EnvItem> {
+  return {
+    ...appEnvKey(ownerId, appId),
+    entity: "app-env",
+    envelope: await deps.keyVault.encrypt(JSON.stringify(env), { ownerId }),
+    names: Object.keys(env),
+    updatedAt: Date.now(),
+  };
+}
+
 /** PUT replaces all; PATCH upserts, `null` deletes. Stored as one KeyVault envelope bound to the owner. */
 export async function writeEnv(
   deps: Deps,
@@ -63,14 +79,7 @@ export async function writeEnv(
     }
   }
   validateEnv(next);
-  const item: EnvItem = {
-    ...appEnvKey(actor.userId, appId),
-    entity: "app-env",
-    envelope: await deps.keyVault.encrypt(JSON.stringify(next), { ownerId: actor.userId }),
-    names: Object.keys(next),
-    updatedAt: Date.now(),
-  };
-  await deps.store.put(item);
+  await deps.store.put(await envItem(deps, actor.userId, appId, next));
   await recordAudit(deps, {
     userId: actor.userId,
     action: "app.env_update",

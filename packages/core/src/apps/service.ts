@@ -22,7 +22,7 @@ import {
   repoIdBranchPk,
   toApp,
 } from "./entity.ts";
-import { validateEnv, writeEnv } from "./env.ts";
+import { envItem, validateEnv } from "./env.ts";
 import { autoStopScheduleName } from "./lifecycle.ts";
 
 export interface AppInput {
@@ -119,11 +119,14 @@ export async function createApp(deps: Deps, actor: Actor, input: AppInput, origi
     gsi2sk: id,
     ...repoIndex(bound?.repository, bound?.binding, id),
   };
+  // A template's variables are written with the app: never an app without them.
+  const env = origin && Object.keys(origin.env).length > 0 ? await envItem(deps, actor.userId, id, origin.env) : null;
   try {
     // With the owner's app count, conditional on the plan's limit (402 over it).
     await takeCounted(deps, actor.userId, "apps", await planOf(deps, actor.userId, actor), [
       { put: item, condition: cond.notExists() },
       ...mustExist(actor.userId, input.projectId, input.serverId, 1),
+      ...(env ? [{ put: env }] : []),
     ]);
   } catch (err) {
     referenceError(err, 1);
@@ -132,9 +135,8 @@ export async function createApp(deps: Deps, actor: Actor, input: AppInput, origi
     name: item.name,
     projectId: item.projectId,
     serverId: item.serverId,
-    ...(origin ? { template: origin.templateId, overwritten: origin.overwritten } : {}),
+    ...(origin ? { template: origin.templateId, overwritten: origin.overwritten, env: env?.names ?? [] } : {}),
   });
-  if (origin && Object.keys(origin.env).length > 0) await writeEnv(deps, actor, id, { replace: origin.env });
   return toApp(item);
 }
 

@@ -21,7 +21,7 @@ export type TemplatedAppInput = AppInput & { templateId: string; force?: boolean
  * plan's app limit), writes the template's files into `cdPath` over SFTP
  * (409 naming the files that exist, unless `force`), then creates the app
  * with the template's commands and default env (its `secretEnv` freshly
- * generated). The app's creation may still fail after the files were
+ * generated) in one transaction. The app's creation may still fail after the files were
  * written (a racing create takes the last app of the plan): the files stay,
  * and a retry needs `force`.
  */
