@@ -7,7 +7,7 @@ import { recordAudit } from "../audit/service.ts";
 import { NotFoundError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
-import { SshError } from "../servers/ssh.ts";
+import { SshError } from "../servers/ssh-error.ts";
 
 /** API Gateway answers 504 after 29 s: the command gets at most this long (less if HOIST_EXEC_TIMEOUT_SECONDS is shorter). */
 export const HTTP_EXEC_TIMEOUT_MS = 25_000;

@@ -8,7 +8,7 @@ import { grantedScopes } from "../auth/scopes.ts";
 import { ConditionFailedError, errorMessage } from "../errors.ts";
 import type { Deps, Job } from "../ports.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
-import { SshError } from "../servers/ssh.ts";
+import { SshError } from "../servers/ssh-error.ts";
 import { cond } from "../store/store.ts";
 import { type UserItem, userKeys } from "../users/entity.ts";
 import { EXEC_TTL_SECONDS, type ExecItem, execIdOf, execKey } from "./entity.ts";
