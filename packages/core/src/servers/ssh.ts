@@ -7,7 +7,7 @@ import { assertWritable, writeFilesOnLease } from "./sftp.ts";
 import { type CommandSettings, type ExecOptions, type ExecResult, runCommand, STALE } from "./ssh-command.ts";
 import { ConnectAttempt, type ConnectSettings, type SshTarget } from "./ssh-connection.ts";
 import { SshError } from "./ssh-error.ts";
-import { SshPool } from "./ssh-pool.ts";
+import { type Lease, SshPool } from "./ssh-pool.ts";
 
 export { FilesExistError, type RemoteFile, type WriteFilesOptions, type WriteFilesResult } from "./remote-files.ts";
 export type { ExecOptions, ExecResult, OutputStream } from "./ssh-command.ts";
@@ -97,27 +97,10 @@ export class Ssh2Executor implements Executor {
     });
   }
 
-  async exec(target: SshTarget, script: string, opts: ExecOptions): Promise<ExecResult> {
-    const where = `${target.host}:${target.port}`;
-    if (opts.signal?.aborted) throw new SshError("aborted", `Cancelled before connecting to ${where}`);
-    if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65_535)
-      throw new SshError("protocol", `Invalid SSH port ${target.port} for ${target.host}`);
-    const startedAt = performance.now();
-    const { connectTimeoutMs, signal } = opts;
-    const attempt = async (fresh: boolean) => {
-      const lease = await this.pool.acquire(target, { connectTimeoutMs, signal, startedAt, fresh });
-      if (signal?.aborted) {
-        await lease.release();
-        throw new SshError("aborted", `Cancelled while connecting to ${where}`, lease.connection.fingerprint);
-      }
-      return runCommand(lease, script, opts, this.command, startedAt, !fresh);
-    };
-    const outcome = await attempt(false);
-    if (outcome !== STALE) return outcome;
-    // No channel could be opened (the connection went stale while idle, or the server wants no more sessions on it): once more, on a fresh one.
-    const retried = await attempt(true);
-    if (retried === STALE) throw new SshError("protocol", `Could not start the command on ${where}`); // a retry does not retry
-    return retried;
+  exec(target: SshTarget, script: string, opts: ExecOptions): Promise<ExecResult> {
+    return this.onLease(target, opts, "start the command", (lease, _where, startedAt, reused) =>
+      runCommand(lease, script, opts, this.command, startedAt, reused),
+    );
   }
 
   async writeFiles(
@@ -127,6 +110,22 @@ export class Ssh2Executor implements Executor {
     opts: WriteFilesOptions,
   ): Promise<WriteFilesResult> {
     assertWritable(files);
+    return this.onLease(target, opts, "start SFTP", (lease, where, startedAt, reused) =>
+      writeFilesOnLease(lease, where, dir, files, opts, startedAt, reused),
+    );
+  }
+
+  /**
+   * Runs `work` on a channel of a pooled connection to `target`. When no
+   * channel could be opened (the connection went stale while idle, or the
+   * server wants no more sessions on it), once more on a fresh connection.
+   */
+  private async onLease<T>(
+    target: SshTarget,
+    opts: { connectTimeoutMs: number; signal?: AbortSignal },
+    what: string,
+    work: (lease: Lease, where: string, startedAt: number, reused: boolean) => Promise<T | typeof STALE>,
+  ): Promise<T> {
     const where = `${target.host}:${target.port}`;
     if (opts.signal?.aborted) throw new SshError("aborted", `Cancelled before connecting to ${where}`);
     if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65_535)
@@ -139,12 +138,12 @@ export class Ssh2Executor implements Executor {
         await lease.release();
         throw new SshError("aborted", `Cancelled while connecting to ${where}`, lease.connection.fingerprint);
       }
-      return writeFilesOnLease(lease, where, dir, files, opts, startedAt, !fresh);
+      return work(lease, where, startedAt, !fresh);
     };
     const outcome = await attempt(false);
     if (outcome !== STALE) return outcome;
     const retried = await attempt(true);
-    if (retried === STALE) throw new SshError("protocol", `Could not start SFTP on ${where}`);
+    if (retried === STALE) throw new SshError("protocol", `Could not ${what} on ${where}`); // a retry does not retry
     return retried;
   }
 
