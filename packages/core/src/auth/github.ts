@@ -15,7 +15,7 @@ import {
   s256,
   takeOAuthState,
 } from "./oauth-state.ts";
-import { type Caller, createUser, newUserItem } from "./service.ts";
+import { type Caller, newUserItem, signUpExternal } from "./service.ts";
 import { issueTokens } from "./tokens.ts";
 
 /**
@@ -285,30 +285,12 @@ async function signUp(deps: Deps, profile: GitHubProfile, email: string | undefi
   });
   draft.githubToken = await seal(deps, token, draft.id);
 
-  for (const username of usernameCandidates(profile.login, githubId)) {
-    if (await deps.store.get(userKeys.username(username))) continue;
-    let user: UserItem;
-    try {
-      user = await createUser(deps, { ...draft, username });
-    } catch (err) {
-      if (!(err instanceof ConflictError)) throw err;
-      if (await deps.store.get(userKeys.email(email))) throw emailTaken();
-      if (await deps.store.get(userKeys.github(githubId))) {
-        throw new ConflictError("This GitHub account was just linked to another Hoist account; sign in again");
-      }
-      continue; // The username went to someone else meanwhile.
-    }
-    await recordAudit(deps, {
-      userId: user.id,
-      action: "auth.register",
-      resourceType: "user",
-      resourceId: user.id,
-      details: { method: "github", username: user.username, role: user.role, githubLogin: profile.login },
-      ipAddress: caller.ip,
-    });
-    return { user: toUser(user), ...(await issueTokens(deps, user.id)) };
-  }
-  throw new ConflictError("No free username could be derived from your GitHub login; register with a password instead");
+  return signUpExternal(deps, caller, draft, usernameCandidates(profile.login, githubId), {
+    provider: "GitHub",
+    key: userKeys.github(githubId),
+    emailTaken,
+    audit: { method: "github", githubLogin: profile.login },
+  });
 }
 
 /** The GitHub login if it is free and valid, else the login with `-2`, `-3`, … and finally random suffixes. */

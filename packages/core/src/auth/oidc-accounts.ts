@@ -14,7 +14,7 @@ import {
   takeOAuthState,
 } from "./oauth-state.ts";
 import { type OidcIdentity, oidcClient } from "./oidc.ts";
-import { type Caller, createUser, newUserItem, type Session } from "./service.ts";
+import { type Caller, newUserItem, type Session, signUpExternal } from "./service.ts";
 import { issueTokens } from "./tokens.ts";
 
 /**
@@ -148,30 +148,12 @@ async function signUp(deps: Deps, identity: OidcIdentity, caller: Caller): Promi
     oidcIssuer: identity.issuer,
     oidcSubject: identity.subject,
   };
-  for (const username of usernameCandidates(identity)) {
-    if (await deps.store.get(userKeys.username(username))) continue;
-    let user: UserItem;
-    try {
-      user = await createUser(deps, { ...draft, username });
-    } catch (err) {
-      if (!(err instanceof ConflictError)) throw err;
-      if (await deps.store.get(userKeys.email(email))) throw emailTaken();
-      if (await deps.store.get(userKeys.oidc(identity.issuer, identity.subject))) {
-        throw new ConflictError(`This ${name} account was just linked to another Hoist account; sign in again`);
-      }
-      continue; // The username went to someone else meanwhile.
-    }
-    await recordAudit(deps, {
-      userId: user.id,
-      action: "auth.register",
-      resourceType: "user",
-      resourceId: user.id,
-      details: { method: "oidc", username: user.username, role: user.role, issuer: identity.issuer },
-      ipAddress: caller.ip,
-    });
-    return { user: toUser(user), ...(await issueTokens(deps, user.id)) };
-  }
-  throw new ConflictError(`No free username could be derived from your ${name} account; register with a password`);
+  return signUpExternal(deps, caller, draft, usernameCandidates(identity), {
+    provider: name,
+    key: userKeys.oidc(identity.issuer, identity.subject),
+    emailTaken,
+    audit: { method: "oidc", issuer: identity.issuer },
+  });
 }
 
 /**

@@ -4,7 +4,7 @@ import { newId } from "../ids.ts";
 import { emptyCounts } from "../plans/entity.ts";
 import type { Deps } from "../ports.ts";
 import { closeUserSockets } from "../realtime/close.ts";
-import { cond } from "../store/store.ts";
+import { cond, type Key } from "../store/store.ts";
 import { pad, type Role, toUser, type User, type UserItem, userKeys } from "../users/entity.ts";
 import { assertNotLocked, clearFailures, recordFailure } from "./lockout.ts";
 import { checkPasswordPolicy, decoyHash, hashPassword, needsRehash, verifyPassword } from "./password.ts";
@@ -94,6 +94,49 @@ export async function createUser(
     }
   }
   throw new Error("unreachable");
+}
+
+/**
+ * The account of an external identity (GitHub, OpenID Connect), under the
+ * first free name of `usernames`. Sign-ups racing this one: the email taken
+ * meanwhile → `emailTaken()`; the identity linked meanwhile → 409 (sign in
+ * again); a username taken meanwhile → the next name. Audited `auth.register`.
+ */
+export async function signUpExternal(
+  deps: Deps,
+  caller: Caller,
+  draft: UserItem,
+  usernames: Iterable<string>,
+  identity: { provider: string; key: Key; emailTaken(): Error; audit: Record<string, unknown> },
+): Promise<Session> {
+  for (const username of usernames) {
+    if (await deps.store.get(userKeys.username(username))) continue;
+    let user: UserItem;
+    try {
+      user = await createUser(deps, { ...draft, username });
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      if (await deps.store.get(userKeys.email(draft.email))) throw identity.emailTaken();
+      if (await deps.store.get(identity.key)) {
+        throw new ConflictError(
+          `This ${identity.provider} account was just linked to another Hoist account; sign in again`,
+        );
+      }
+      continue; // The username went to someone else meanwhile.
+    }
+    await recordAudit(deps, {
+      userId: user.id,
+      action: "auth.register",
+      resourceType: "user",
+      resourceId: user.id,
+      details: { ...identity.audit, username: user.username, role: user.role },
+      ipAddress: caller.ip,
+    });
+    return { user: toUser(user), ...(await issueTokens(deps, user.id)) };
+  }
+  throw new ConflictError(
+    `No free username could be derived from your ${identity.provider} account; register with a password instead`,
+  );
 }
 
 export async function register(
