@@ -21,6 +21,9 @@ export function dotenv(env: Record<string, string>): string {
  * Runs one of the app's commands in its `cdPath`: first writes the app's env
  * vars to `.env` (0600, from stdin, so values never appear in a command line
  * or `ps`), exports them and Hoist's own variables, then runs the command.
+ * With `writeDotenv: false` (reading logs, an exec) the variables are
+ * exported from stdin alone and `.env` is left as the last deploy or start
+ * wrote it.
  */
 export async function runAppCommand(
   deps: Deps,
@@ -36,6 +39,8 @@ export async function runAppCommand(
     signal?: AbortSignal;
     /** Backpressure from a consumer of `onLine` that can fall behind (see ExecOptions). */
     flow?: ExecOptions["flow"];
+    /** Write `.env` first (default true); false: only export the variables. */
+    writeDotenv?: boolean;
   } = {},
 ): Promise<ExecResult> {
   const env = opts.env ?? (await readEnv(deps, app.ownerId, app.id));
@@ -43,11 +48,15 @@ export async function runAppCommand(
     cwd: app.cdPath,
     env: { HOIST_APP_ID: app.id, ...opts.extraEnv },
     command: [
-      "umask 077",
-      "hoist_env=.env.hoist-$$",
-      'cat > "$hoist_env" && mv -f -- "$hoist_env" .env || { rm -f -- "$hoist_env"; echo "hoist: could not write .env" >&2; exit 96; }',
-      "umask 022",
-      "set -a; . ./.env; set +a",
+      ...(opts.writeDotenv === false
+        ? ['set -a; eval "$(cat)"; set +a'] // the same lines `. ./.env` reads: single-quoted assignments
+        : [
+            "umask 077",
+            "hoist_env=.env.hoist-$$",
+            'cat > "$hoist_env" && mv -f -- "$hoist_env" .env || { rm -f -- "$hoist_env"; echo "hoist: could not write .env" >&2; exit 96; }',
+            "umask 022",
+            "set -a; . ./.env; set +a",
+          ]),
       `(\n${command}\n) </dev/null`,
     ].join("\n"),
   });

@@ -42,6 +42,7 @@ export async function readAppLogs(
   const stderr: string[] = [];
   const command = composeLogsCommand({ tail: q.tail, since: q.since });
   const result = await runAppCommand(deps, app, server, command, {
+    writeDotenv: false,
     env,
     timeoutMs: LOGS_TIMEOUT_MS,
     onLine: (stream, raw) => {

@@ -49,6 +49,7 @@ export async function execOnce(deps: Deps, actor: Actor, appId: string, command:
   const abort = new AbortController();
   try {
     const result = await runAppCommand(deps, app, server, command, {
+      writeDotenv: false,
       env,
       timeoutMs: Math.min(HTTP_EXEC_TIMEOUT_MS, deps.config.operate.execTimeoutMs),
       signal: abort.signal,

@@ -1,3 +1,5 @@
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Json, type OperateSetup, operateSetup } from "../testing/operate.ts";
 import { eventually } from "../testing/workers.ts";
@@ -128,6 +130,10 @@ describe("POST /api/apps/:id/exec", () => {
     });
     expect(ok.status).toBe(200);
     expect(ok.body).toEqual({ exitCode: 2, output: "hi\n••••", truncated: false, timedOut: false });
+    // The variables are exported, and `.env` stays as the last deploy or start wrote it (an exec writes nothing).
+    await writeFile(join(s.appDir, ".env"), "API_SECRET='from-the-last-deploy'\n");
+    const read = await s.t.json<Json>("POST", url, { token: s.owner.token, body: { command: "cat .env" } });
+    expect(read.body.output).toBe("API_SECRET='from-the-last-deploy'");
     expect((await audits(s.owner.token)).some((a) => (a.details as Json).via === "http")).toBe(true);
 
     const big = await s.t.json<{ output: string; truncated: boolean; exitCode: number | null }>("POST", url, {

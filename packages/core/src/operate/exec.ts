@@ -203,6 +203,7 @@ async function runExec(deps: Deps, item: ExecItem, reads: ReturnType<typeof read
   let end: ExecEnd;
   try {
     const result = await runAppCommand(deps, app, server, item.command, {
+      writeDotenv: false,
       env,
       timeoutMs: deps.config.operate.execTimeoutMs,
       onLine: output.line,

@@ -115,6 +115,7 @@ class TailRun {
         composeLogsCommand({ follow: true, since: seam.cursor().since }),
         {
           env,
+          writeDotenv: false,
           // The slice ends it; this is only a backstop.
           timeoutMs: this.deps.config.operate.tailSliceMs + 60_000,
           signal: command.signal,
