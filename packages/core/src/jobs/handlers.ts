@@ -1,6 +1,7 @@
 import { autoStop } from "../apps/lifecycle.ts";
 import { execJob } from "../operate/exec.ts";
 import { appLogsTailJob } from "../operate/tail.ts";
+import { restartLapsedTails } from "../operate/tail-lease.ts";
 import type { Deps, ScheduledEvent } from "../ports.ts";
 import { sweepServers } from "../servers/status.ts";
 import { closeOutRunningApps } from "../usage/close-out.ts";
@@ -29,7 +30,12 @@ export const scheduledHandlers: ScheduledHandlers = {
   "status-sweep": async (_event, deps) => {
     await wakeStaleQueues(deps, 60_000);
     // Running minutes booked as they pass (whole minutes), not only when the app stops.
-    const [result, metered] = await Promise.all([sweepServers(deps), closeOutRunningApps(deps)]);
-    deps.logger.info("status sweep", { ...result, metered });
+    // App-log tails whose job died (a crashed worker) restart for the subscribers still listening.
+    const [result, metered, tails] = await Promise.all([
+      sweepServers(deps),
+      closeOutRunningApps(deps),
+      restartLapsedTails(deps),
+    ]);
+    deps.logger.info("status sweep", { ...result, metered, tailsRestarted: tails });
   },
 };

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { composeLine, type Json, type OperateSetup, operateSetup } from "../testing/operate.ts";
 import { eventually } from "../testing/workers.ts";
-import { type TailLeaseItem, tailLeaseKey } from "./entity.ts";
+import { type TailLeaseItem, tailLeaseKey, tailLeases } from "./entity.ts";
+import { restartLapsedTails } from "./tail-lease.ts";
 
 let s: OperateSetup;
 let n = 0;
@@ -19,6 +20,21 @@ const linesOf = (connectionId: string): Line[] =>
 const texts = (connectionId: string) => linesOf(connectionId).map((l) => l.line);
 const follows = () => s.ssh.commands.filter((c) => c.includes("docker compose logs") && c.includes("--follow")).length;
 const lease = () => s.t.deps.store.get<TailLeaseItem>(tailLeaseKey(s.appId), { consistent: true });
+
+/** A lease as a tail that died would have left it. */
+const leaseItemFor = async (appId: string): Promise<TailLeaseItem> => ({
+  ...tailLeaseKey(appId),
+  ...tailLeases.index(appId),
+  entity: "app-log-tail",
+  appId,
+  ownerId: s.owner.userId,
+  holder: "dead",
+  runner: "dead",
+  leaseUntil: Date.now(),
+  cursor: { since: new Date().toISOString(), services: {} },
+  createdAt: Date.now(),
+  expiresAt: Math.floor(Date.now() / 1000) + 3600,
+});
 
 async function subscriber(token = s.owner.token): Promise<string> {
   const id = `c${++n}`;
@@ -127,6 +143,37 @@ describe("channel app-logs:<appId>", () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(follows()).toBe(before);
     expect(await lease()).toBeUndefined();
+  });
+
+  it("restarts a tail whose job died from the status sweep, resuming where it left off", async () => {
+    const before = follows();
+    const id = await subscriber();
+    await eventually(async () => follows() === before + 1, 5000, "the tail command");
+    const t0 = Date.now() + 500;
+    s.append([1, 2, 3].map((i) => composeLine("web-1", t0 + i, `before ${i}`)));
+    await eventually(async () => texts(id).length === 3, 5000, "the first lines");
+    // Once renewed with that cursor, the run "dies": its lease lapses under another runner, so it stops (lost).
+    await eventually(async () => ((await lease())?.cursor.services["web-1"]?.seen.length ?? 0) > 0, 5000, "a renewal");
+    await s.t.deps.store.update(tailLeaseKey(s.appId), { set: { runner: "dead", leaseUntil: Date.now() - 1 } });
+    await eventually(async () => s.ssh.liveCommands().length === 0, 5000, "the dead run's command to end");
+    s.append([composeLine("web-1", t0 + 4, "while down")]);
+
+    expect(await restartLapsedTails(s.t.deps)).toBe(1);
+    await eventually(async () => follows() === before + 2, 5000, "the restarted tail");
+    s.append([composeLine("web-1", t0 + 5, "after")]);
+    await eventually(async () => texts(id).includes("after"), 5000, "a line after the restart");
+    expect(texts(id)).toEqual(["before 1", "before 2", "before 3", "while down", "after"]);
+
+    // A lapsed lease nobody listens to any more is removed, not restarted.
+    await leave(id);
+    await noTail();
+    await s.t.deps.store.put({
+      ...(await leaseItemFor(s.appId)),
+      leaseUntil: Date.now() - 1,
+    });
+    expect(await restartLapsedTails(s.t.deps)).toBe(0);
+    expect(await lease()).toBeUndefined();
+    expect(follows()).toBe(before + 2);
   });
 
   it("hands over between slices with lines arriving all along: every line exactly once, in order", async () => {

@@ -37,9 +37,16 @@ export type TailLeaseItem = Key & {
   createdAt: number;
   /** TTL (seconds): a lease no one renews is cleaned up. */
   expiresAt: number;
+  gsi1pk: string;
+  gsi1sk: string;
 };
 
 export const tailLeaseKey = (appId: string): Key => ({ pk: `APP#${appId}`, sk: "LOGTAIL" });
+/** Every tail lease (index gsi1), for the sweep to find one whose job died. */
+export const tailLeases = {
+  index: (appId: string) => ({ gsi1pk: "LOGTAILS", gsi1sk: appId }),
+  all: () => ({ index: "gsi1" as const, pk: "LOGTAILS" }),
+};
 export const appLogsChannel = (appId: string) => `app-logs:${appId}`;
 
 export type ExecStatus = "queued" | "running" | "ended";

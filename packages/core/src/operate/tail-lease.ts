@@ -1,9 +1,10 @@
 import { ConditionFailedError } from "../errors.ts";
 import { newToken } from "../ids.ts";
 import type { Deps, JobQueue } from "../ports.ts";
-import { type Condition, cond } from "../store/store.ts";
+import { subscribers } from "../realtime/publish.ts";
+import { type Condition, cond, queryAll } from "../store/store.ts";
 import { timeOfMs } from "./compose-logs.ts";
-import { type TailCursor, type TailLeaseItem, tailLeaseKey } from "./entity.ts";
+import { appLogsChannel, type TailCursor, type TailLeaseItem, tailLeaseKey, tailLeases } from "./entity.ts";
 
 /**
  * The app-log tail's lease (entity.ts `TailLeaseItem`): one tail per app,
@@ -40,7 +41,12 @@ const instance = (deps: LeaseDeps) => (deps.exclusiveInstanceId ? { instanceId: 
  * A fresh tail follows from now (the subscribe): lines written while its job
  * starts are read too, since `--since` is a time and not `--tail 0`.
  */
-export async function ensureTail(deps: Deps, ownerId: string, appId: string): Promise<"started" | "running"> {
+export async function ensureTail(
+  deps: Deps,
+  ownerId: string,
+  appId: string,
+  resumeFrom?: TailCursor,
+): Promise<"started" | "running"> {
   for (let attempt = 0; ; attempt++) {
     const now = Date.now();
     const tailId = newToken();
@@ -51,7 +57,8 @@ export async function ensureTail(deps: Deps, ownerId: string, appId: string): Pr
       ownerId,
       holder: tailId,
       leaseUntil: now + leaseMs(deps),
-      cursor: { since: timeOfMs(now), services: {} },
+      cursor: resumeFrom ?? { since: timeOfMs(now), services: {} },
+      ...tailLeases.index(appId),
       ...instance(deps),
       createdAt: now,
       expiresAt: Math.floor(now / 1000) + TTL_SECONDS,
@@ -108,11 +115,14 @@ export async function claimTail(
   }
 }
 
-/** Renews the run's lease; false once it is no longer this run's. */
-export async function renewTail(deps: LeaseDeps, appId: string, runner: string): Promise<boolean> {
+/**
+ * Renews the run's lease, with the cursor of what it published so far (where
+ * the sweep resumes should the run die); false once it is no longer this run's.
+ */
+export async function renewTail(deps: LeaseDeps, appId: string, runner: string, cursor: TailCursor): Promise<boolean> {
   return conditional(() =>
     deps.store.update(tailLeaseKey(appId), {
-      set: { leaseUntil: Date.now() + leaseMs(deps) },
+      set: { leaseUntil: Date.now() + leaseMs(deps), cursor },
       condition: cond.and(cond.exists(), cond.eq("runner", runner)),
     }),
   );
@@ -174,4 +184,28 @@ async function conditional(write: () => Promise<unknown>): Promise<boolean> {
     if (err instanceof ConditionFailedError) return false;
     throw err;
   }
+}
+
+/**
+ * The status sweep's backstop for tails whose job died (a worker Lambda that
+ * crashed or timed out: SQS would redeliver it only after the queue's
+ * visibility timeout). A lapsed lease whose channel still has subscribers
+ * gets a new tail, resuming from the dead one's cursor; one without
+ * subscribers is removed. Answers how many tails it restarted.
+ */
+export async function restartLapsedTails(deps: Deps): Promise<number> {
+  const now = Date.now();
+  const lapsed = (await queryAll<TailLeaseItem>(deps.store, tailLeases.all())).filter((l) => l.leaseUntil < now);
+  let restarted = 0;
+  for (const lease of lapsed) {
+    if ((await subscribers(deps, appLogsChannel(lease.appId))).length > 0) {
+      if ((await ensureTail(deps, lease.ownerId, lease.appId, lease.cursor)) === "started") restarted++;
+    } else {
+      // Unless a subscribe took it meanwhile.
+      await conditional(() =>
+        deps.store.delete(tailLeaseKey(lease.appId), { condition: cond.eq("leaseUntil", lease.leaseUntil) }),
+      );
+    }
+  }
+  return restarted;
 }

@@ -20,7 +20,9 @@ import { TailSeam } from "./tail-seam.ts";
  * (`HOIST_APP_LOG_SLICE_SECONDS`, under the worker Lambda's 900 s).
  *
  * - Idle check, every `HOIST_APP_LOG_IDLE_SECONDS`: no subscriber left → the
- *   lease is released and the tail ends; else the lease is renewed.
+ *   lease is released and the tail ends; else the lease is renewed with the
+ *   cursor so far (a run that dies is resumed from it by the status sweep:
+ *   tail-lease.ts `restartLapsedTails`; lines of its last interval may come twice).
  * - Slice end: the tail stops taking lines, publishes what it took, hands the
  *   lease (with the cursor: tail-seam.ts) to the next slice's job, sends that
  *   job, and stops its command. The next job re-reads from a little before
@@ -174,7 +176,7 @@ class TailRun {
         }
         this.publisher.resume(); // a subscriber came meanwhile (or the lease moved on: the renewal says)
       }
-      if (!(await renewTail(this.deps, this.app.id, this.runner))) this.stop("lost");
+      if (!(await renewTail(this.deps, this.app.id, this.runner, this.seam.cursor()))) this.stop("lost");
     } catch (err) {
       // The lease lapses if this keeps failing; the next check tries again.
       this.deps.logger.warn("app log tail check failed", { appId: this.app.id, error: err });
