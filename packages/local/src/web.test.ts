@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fetchApi } from "@hoist/core/testing/fetch-api";
+import { composeLine, writeStandInDocker } from "@hoist/core/testing/operate";
 import { startTestSshServer, type TestSshServer } from "@hoist/core/testing/ssh-server";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -19,6 +20,7 @@ let ssh: TestSshServer;
 let browser: Browser;
 let page: Page;
 let appId: string;
+let appDir: string;
 /** Page errors and console errors (CSP violations among them): there should be none. */
 const pageErrors: string[] = [];
 /** Every request the page makes, as `METHOD path`. */
@@ -38,7 +40,9 @@ beforeAll(async () => {
     dataDir: await mkdtemp(join(tmpdir(), "hoist-web-")),
     dynamoEndpoint: inject("dynamoEndpoint"),
   });
-  ssh = await startTestSshServer();
+  const bin = await mkdtemp(join(tmpdir(), "hoist-web-bin-"));
+  await writeStandInDocker(bin);
+  ssh = await startTestSshServer({ pathPrefix: [bin] });
   const user = await api<{ token: string }>("POST", "/api/auth/register", undefined, {
     username: "wendy",
     email: "wendy@example.com",
@@ -53,8 +57,9 @@ beforeAll(async () => {
     privateKey: ssh.clientKey.private,
   });
   const project = await api("POST", "/api/projects", token, { name: "p" });
-  const appDir = join(ssh.cwd, "app");
+  appDir = join(ssh.cwd, "app");
   mkdirSync(appDir);
+  writeFileSync(join(appDir, "compose.log"), `${composeLine("web-1", Date.now() - 60_000, "started earlier")}\n`);
   const app = await api("POST", "/api/apps", token, {
     name: "weblog",
     projectId: project.body.id,
@@ -177,6 +182,20 @@ describe("live log page", () => {
       `POST /api/apps/${appId}/start`,
       `POST /api/apps/${appId}/stop`,
     ]);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it("shows the app's container logs: the last lines, then new ones as they come, each once", async () => {
+    requests.length = 0;
+    await page.getByRole("button", { name: "Container logs" }).click();
+    await page.locator("#log-title", { hasText: "Container logs of weblog" }).waitFor();
+    await page.locator("#log > div", { hasText: exactly("started earlier") }).waitFor();
+    // Written after the subscribe: the tail follows from then on, so it arrives live (as text, like any line).
+    appendFileSync(join(appDir, "compose.log"), `${composeLine("web-1", Date.now(), "<i>now</i> live")}\n`);
+    await page.locator("#log > div", { hasText: exactly("<i>now</i> live") }).waitFor();
+    expect(await logLines()).toEqual(["started earlier", "<i>now</i> live"]);
+    expect(await page.locator("#log > div").first().getAttribute("data-service")).toBe("web-1");
+    expect(requests.filter((r) => r.includes("/api/"))).toEqual([`GET /api/apps/${appId}/logs`]);
     expect(pageErrors).toEqual([]);
   });
 

@@ -1,7 +1,8 @@
 /**
  * The live log page served at `/` (web/routes.ts): sign in, pick an app, see
- * its deployments and follow one's log over the WebSocket, start/stop/deploy,
- * and see this month's use against the plan (warnings live on `usage:<id>`).
+ * its deployments and follow one's log over the WebSocket, follow the app's
+ * container logs (`app-logs:<appId>`), start/stop/deploy, and see this
+ * month's use against the plan (warnings live on `usage:<id>`).
  * Plain HTML with inline CSS and script, no external resources; the route's
  * Content-Security-Policy allows exactly these two inline blocks by hash, and
  * Trusted Types: data only ever reaches the DOM as text.
@@ -40,6 +41,7 @@ ul { list-style: none; margin: 0; padding: 0; display: grid; gap: .3rem; }
   background: #0d1117; color: #e6edf3; padding: .6rem; border-radius: 6px; min-height: 8rem; max-height: 60vh; overflow: auto; }
 #log [data-stream="stderr"] { color: #ff7b72; }
 #log [data-stream="system"] { color: #8b949e; }
+#log [data-service]::before { content: attr(data-service) " | "; color: #8b949e; }
 section + section { margin-top: 1rem; }
 @media (min-width: 48rem) { #layout { grid-template-columns: 16rem 1fr; } }
 #usage { display: grid; grid-template-columns: auto auto; gap: .15rem .75rem; margin: 0; font-size: .9rem; }
@@ -70,6 +72,7 @@ export const PAGE_SCRIPT = `
   let appSeen = 0; // app status messages received, so an older HTTP answer never overwrites a newer one
   let rows = new Map(); // deployment id -> { dep, button }
   const log = { id: null, last: 0, seqs: new Set() };
+  const containers = { appId: null, seen: new Set() }; // the app whose container logs are shown
   let ws = null;
   let retry = 0;
   const wanted = new Set();
@@ -144,6 +147,7 @@ export const PAGE_SCRIPT = `
     if (sock) sock.close();
     current = null;
     log.id = null;
+    containers.appId = null;
     rows = new Map();
     for (const id of ["apps", "deployments", "log", "who", "notice", "usage"]) $(id).replaceChildren();
     $("app-pane").hidden = true;
@@ -246,8 +250,45 @@ export const PAGE_SCRIPT = `
 
   function closeLog() {
     if (log.id) unsubscribe("deployment:" + log.id);
+    if (containers.appId) unsubscribe("app-logs:" + containers.appId);
     log.id = null;
+    containers.appId = null;
     $("log-pane").hidden = true;
+  }
+
+  /** The app's container logs: the last lines over HTTP, then new ones live (a line seen both ways shows once). */
+  function openContainerLogs() {
+    if (!current || containers.appId === current.id) return;
+    const app = current;
+    closeLog();
+    Object.assign(containers, { appId: app.id, seen: new Set() });
+    $("log").replaceChildren();
+    $("log-title").textContent = "Container logs of " + app.name;
+    setBadge($("log-status"), "live");
+    $("log-pane").hidden = false;
+    select("deployments", "");
+    subscribe("app-logs:" + app.id);
+    api("GET", "/api/apps/" + encodeURIComponent(app.id) + "/logs?tail=200")
+      .then((data) => { if (containers.appId === app.id) addContainerLines(data.items, true); })
+      .catch((err) => notice(err.message, true));
+  }
+
+  function addContainerLines(lines, older) {
+    const box = $("log");
+    const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 8;
+    const fresh = [];
+    for (const l of lines) {
+      const id = l.time + " " + l.service + " " + l.line;
+      if (containers.seen.has(id)) continue;
+      containers.seen.add(id);
+      const div = el("div", { textContent: l.line });
+      div.dataset.service = l.service;
+      div.title = l.time;
+      fresh.push(div);
+    }
+    if (older) box.prepend(...fresh);
+    else box.append(...fresh);
+    if (atEnd) box.scrollTop = box.scrollHeight;
   }
 
   function addLines(lines) {
@@ -288,6 +329,7 @@ export const PAGE_SCRIPT = `
   };
   $("start").addEventListener("click", () => act($("start"), "/start", lifecycle));
   $("stop").addEventListener("click", () => act($("stop"), "/stop", lifecycle));
+  $("container-logs").addEventListener("click", openContainerLogs);
   $("deploy").addEventListener("click", () =>
     act($("deploy"), "/deployments", (data) => { upsertDeployment(data.deployment); openLog(data.deployment); }));
 
@@ -343,6 +385,10 @@ export const PAGE_SCRIPT = `
   function onMessage(m) {
     if (m.type === "log") {
       if (m.deploymentId === log.id) addLines(m.lines);
+    } else if (m.type === "app-log") {
+      if (m.appId === containers.appId) addContainerLines(m.lines, false);
+    } else if (m.type === "app-log-error") {
+      if (m.appId === containers.appId) notice(m.message, true);
     } else if (m.type === "status" && m.resource === "app") {
       appSeen++;
       appStatus(m.id, m.status);
@@ -408,6 +454,7 @@ export const PAGE_HTML = `<!doctype html>
           <div class="row">
             <button id="start" type="button">Start</button>
             <button id="stop" type="button">Stop</button>
+            <button id="container-logs" type="button">Container logs</button>
             <button id="deploy" class="primary" type="button">Deploy</button>
           </div>
           <h2>Deployments</h2>
@@ -418,7 +465,7 @@ export const PAGE_HTML = `<!doctype html>
             <h2 id="log-title"></h2>
             <span id="log-status" class="badge" data-testid="log-status"></span>
           </div>
-          <div id="log" role="log" aria-label="Deployment log" data-testid="log" tabindex="0"></div>
+          <div id="log" role="log" aria-label="Log" data-testid="log" tabindex="0"></div>
         </section>
       </div>
     </div>
