@@ -7,6 +7,15 @@ import type { Template } from "./schemas.ts";
  * build contexts ignore `.env`, so no secret is baked into an image.
  */
 
+/**
+ * A template's files arrive over SFTP, not from git: a deploy rebuilds and
+ * restarts what is in cdPath (the default deploy command checks out a commit).
+ */
+const BUILD_COMMANDS = {
+  start: "docker compose up -d --build",
+  deploy: "docker compose up -d --build --remove-orphans",
+};
+
 const DOCKERIGNORE = `.env
 .env.*
 .git
@@ -80,7 +89,7 @@ const node: Template = {
   ],
   env: { APP_PORT: "3000" },
   secretEnv: [],
-  commands: { start: "docker compose up -d --build" },
+  commands: BUILD_COMMANDS,
   createdAt: null,
 };
 
@@ -159,7 +168,7 @@ if __name__ == "__main__":
   ],
   env: { APP_PORT: "8000" },
   secretEnv: [],
-  commands: { start: "docker compose up -d --build" },
+  commands: BUILD_COMMANDS,
   createdAt: null,
 };
 
@@ -252,7 +261,7 @@ func main() {
   ],
   env: { APP_PORT: "8080" },
   secretEnv: [],
-  commands: { start: "docker compose up -d --build" },
+  commands: BUILD_COMMANDS,
   createdAt: null,
 };
 
@@ -306,7 +315,8 @@ code { background: #f2f2f2; padding: 0.1em 0.3em; border-radius: 3px; }
   ],
   env: { APP_PORT: "8080" },
   secretEnv: [],
-  commands: null,
+  // Files served as they are: nothing to build.
+  commands: { deploy: "docker compose up -d --remove-orphans" },
   createdAt: null,
 };
 
@@ -403,7 +413,7 @@ for (const signal of ["SIGTERM", "SIGINT"]) {
   ],
   env: { APP_PORT: "3000", POSTGRES_USER: "app", POSTGRES_DB: "app" },
   secretEnv: ["POSTGRES_PASSWORD"],
-  commands: { start: "docker compose up -d --build" },
+  commands: BUILD_COMMANDS,
   createdAt: null,
 };
 

@@ -221,6 +221,11 @@ describe("templates", () => {
     const env = await call("GET", `/api/apps/${res.body.id}/env?reveal=true`);
     expect(env.body).toMatchObject({ APP_PORT: "3000", POSTGRES_USER: "app", POSTGRES_DB: "app" });
     expect(env.body.POSTGRES_PASSWORD).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    // Its files came over SFTP, not from git: a deploy rebuilds what is there.
+    expect(res.body.commands).toEqual({
+      start: "docker compose up -d --build",
+      deploy: "docker compose up -d --build --remove-orphans",
+    });
   });
 
   it("answers bad template requests clearly, and checks the plan before writing anything", async () => {
