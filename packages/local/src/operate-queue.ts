@@ -1,8 +1,8 @@
-import { PermanentJobError, TableQueue } from "@hoist/core/adapters/local/table-queue";
+import { TableQueue } from "@hoist/core/adapters/local/table-queue";
 import type { JobHandlers } from "@hoist/core/jobs/worker";
-import { PoisonMessageError, parseJob } from "@hoist/core/jobs/worker";
-import type { Deps, Job } from "@hoist/core/ports";
+import type { Deps } from "@hoist/core/ports";
 import type { Store } from "@hoist/core/store/store";
+import { consumeJobs } from "./workers.ts";
 
 /**
  * Embedded, operator jobs (app-log tails, execs: long-lived, mostly waiting on
@@ -26,7 +26,7 @@ export function operateQueue(
 }
 
 /**
- * Starts consuming `queue` with `handlers`. Returns the stop function: it
+ * Starts consuming `queue` with `handlers`, as the deploy queue is (workers.ts `consumeJobs`). Returns the stop function: it
  * aborts `stopping` first (`Deps.stopping`: running tails and execs end at
  * once, cleanly), then stops the queue.
  */
@@ -36,21 +36,7 @@ export async function startOperateQueue(
   handlers: JobHandlers,
   stopping: AbortController,
 ): Promise<() => Promise<void>> {
-  await queue.start(async (message) => {
-    let job: Job;
-    try {
-      job = parseJob(message.body);
-    } catch (err) {
-      if (err instanceof PoisonMessageError) throw new PermanentJobError(err.message);
-      throw err;
-    }
-    try {
-      await (handlers[job.type] as (job: Job, deps: Deps) => Promise<void>)(job, deps);
-    } catch (err) {
-      deps.logger.error("job failed", { type: job.type, jobId: message.id, attempt: message.attempt, error: err });
-      throw err;
-    }
-  });
+  await consumeJobs(deps, queue, handlers);
   return async () => {
     stopping.abort();
     await queue.stop({ graceMs: 10_000 });

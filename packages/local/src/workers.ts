@@ -3,7 +3,7 @@ import type { TableScheduler } from "@hoist/core/adapters/local/table-scheduler"
 import { wakeStaleQueues } from "@hoist/core/jobs/app-worker";
 import { createScheduledEventHandler } from "@hoist/core/jobs/auto-stop";
 import { jobHandlers, scheduledHandlers } from "@hoist/core/jobs/handlers";
-import { createJobWorker } from "@hoist/core/jobs/worker";
+import { createJobWorker, type JobHandlers } from "@hoist/core/jobs/worker";
 import type { Deps } from "@hoist/core/ports";
 import { closeOutRunningApps } from "@hoist/core/usage/close-out";
 import type { SQSRecord } from "aws-lambda";
@@ -21,11 +21,7 @@ export async function startLocalWorkers(
   queue: TableQueue,
   scheduler: TableScheduler,
 ): Promise<() => Promise<void>> {
-  const worker = createJobWorker(deps, jobHandlers);
-  await queue.start(async (message) => {
-    const result = await worker({ Records: [sqsRecord(message.id, message.body, message.attempt)] });
-    if (result.batchItemFailures.length > 0) throw new Error("Job failed; it will be retried");
-  });
+  await consumeJobs(deps, queue, jobHandlers);
 
   const every = deps.config.ssh.sweepIntervalSeconds;
   const rearm = () => scheduler.schedule(SWEEP, new Date(Date.now() + every * 1000), { type: "status-sweep" });
@@ -50,6 +46,19 @@ export async function startLocalWorkers(
   return async () => {
     await Promise.all([queue.stop(), scheduler.stop()]);
   };
+}
+
+/**
+ * Feeds each job of `queue` to the handler the SQS-triggered worker Lambda
+ * runs, as a one-record batch: parsed, dispatched and failed (retried, then
+ * dead-lettered) exactly as on AWS.
+ */
+export async function consumeJobs(deps: Deps, queue: TableQueue, handlers: JobHandlers): Promise<void> {
+  const worker = createJobWorker(deps, handlers);
+  await queue.start(async (message) => {
+    const result = await worker({ Records: [sqsRecord(message.id, message.body, message.attempt)] });
+    if (result.batchItemFailures.length > 0) throw new Error("Job failed; it will be retried");
+  });
 }
 
 function sqsRecord(messageId: string, body: string, attempt: number): SQSRecord {

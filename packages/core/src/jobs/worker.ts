@@ -28,7 +28,6 @@ export function parseJob(body: string): Job {
  * local queue deliver at least once.
  */
 export function createJobWorker(deps: Deps, handlers: JobHandlers) {
-  const processor = new BatchProcessor(EventType.SQS);
   const handleRecord = async (record: SQSRecord) => {
     const job = parseJob(record.body);
     const attempt = Number(record.attributes?.ApproximateReceiveCount ?? 1);
@@ -41,6 +40,7 @@ export function createJobWorker(deps: Deps, handlers: JobHandlers) {
     }
   };
   // A batch whose every record failed still answers with its failures (not a throw), like any other batch.
+  // A processor per batch: it keeps the batch's results, and the embedded queues run several batches at once.
   return (event: SQSEvent) =>
-    processPartialResponse(event, handleRecord, processor, { throwOnFullBatchFailure: false });
+    processPartialResponse(event, handleRecord, new BatchProcessor(EventType.SQS), { throwOnFullBatchFailure: false });
 }
