@@ -84,6 +84,21 @@ describe("hoist CLI", () => {
     expect(json(j.stdout)).toMatchObject({ exitCode: 0, output: "plain words", truncated: false, timedOut: false });
   });
 
+  it("prints the app's container logs, the last lines from a time on", async () => {
+    const at = (s: number) => `2025-01-31T12:00:0${s}.000000000Z`;
+    writeFileSync(
+      join(h.ssh.cwd, "web", "compose.log"),
+      [`web-1  | ${at(1)} booting`, `db-1   | ${at(2)} ready`, `web-1  | ${at(3)} listening`, ""].join("\n"),
+    );
+    const r = await h.cli(["apps", "logs", "web", "-n", "2"]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("db-1 | ready\nweb-1 | listening\n");
+    const since = await h.cli(["apps", "logs", "web", "--since", at(3), "--json"]);
+    expect(json(since.stdout).items).toEqual([
+      { ts: Date.parse(at(3)), time: at(3), service: "web-1", line: "listening" },
+    ]);
+  });
+
   it("exits 1 when the deployment fails, and --json prints one object per line", async () => {
     const appDir = join(h.ssh.cwd, "bad");
     mkdirSync(appDir);

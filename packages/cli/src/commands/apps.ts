@@ -1,6 +1,6 @@
 import { orThrow } from "@hoist/client";
 import type { Command } from "commander";
-import { printJson, printLines, printTable, relative } from "../output.ts";
+import { note, printJson, printLines, printTable, relative } from "../output.ts";
 import { listApps, resolveApp, resolveProject, resolveServer } from "../resolve.ts";
 import { examples, int, sessionOf } from "./shared.ts";
 
@@ -113,6 +113,23 @@ export function appCommands(program: Command): void {
       const result = await orThrow(s.client.POST("/api/apps/{id}/stop", { params: { path: { id: app.id } } }));
       if (json) printJson(result);
       else printLines(`${app.name}: ${result.status}`);
+    });
+
+  apps
+    .command("logs <app>")
+    .description("the app's container logs (`docker compose logs` in its directory), masked")
+    .option("-n, --tail <lines>", "the last lines (1–5000)", int("--tail"), 200)
+    .option("--since <time>", "from this time on: epoch ms or RFC 3339 (2025-01-31T12:00:00Z)")
+    .addHelpText("after", examples("hoist apps logs web", "hoist apps logs web -n 50 --since 2025-01-31T12:00:00Z"))
+    .action(async (ref: string, opts: { tail: number; since?: string }, cmd: Command) => {
+      const { s, json } = await sessionOf(cmd);
+      const app = await resolveApp(s, ref);
+      const query = { tail: opts.tail, ...(opts.since ? { since: opts.since } : {}) };
+      const result = await orThrow(s.client.GET("/api/apps/{id}/logs", { params: { path: { id: app.id }, query } }));
+      if (json) return printJson(result);
+      printLines(...result.items.map((l) => `${l.service} | ${l.line}`));
+      if (result.truncated)
+        note("==> older lines were left out (the answer is capped); use --since or a smaller --tail");
     });
 
   apps

@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { writeStandInDocker } from "@hoist/core/testing/operate";
 import { startTestSshServer, type TestSshServer } from "@hoist/core/testing/ssh-server";
 import type { Runtime } from "@hoist/local/runtime";
 import { startTestRuntime } from "@hoist/local/testing/test-runtime";
@@ -34,7 +35,11 @@ export interface Harness {
 export async function startHarness(dynamoEndpoint: string): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), "hoist-cli-"));
   const runtime = await startTestRuntime({ name: "cli", dataDir: join(dir, "data"), dynamoEndpoint: dynamoEndpoint });
-  const ssh = await startTestSshServer();
+  // A stand-in `docker` on the target (core/testing/operate.ts): `compose logs` prints the app's compose.log.
+  const bin = join(dir, "bin");
+  await mkdir(bin);
+  await writeStandInDocker(bin);
+  const ssh = await startTestSshServer({ pathPrefix: [bin] });
   const configHome = join(dir, "config");
   const keyFile = join(dir, "id_ed25519");
   await writeFile(keyFile, ssh.clientKey.private, { mode: 0o600 });
