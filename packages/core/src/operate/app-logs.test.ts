@@ -1,3 +1,5 @@
+import { renameSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { composeLine, type Json, type OperateSetup, operateSetup } from "../testing/operate.ts";
 import { eventually } from "../testing/workers.ts";
@@ -86,6 +88,18 @@ describe("GET /api/apps/:id/logs", () => {
     const other = await s.t.register(`eve${Date.now().toString(36)}`);
     const theirs = await s.t.json<Json>("GET", `/api/apps/${s.appId}/logs`, { token: other.token });
     expect(theirs.status).toBe(404);
+
+    // docker failing: a 502 naming its exit code and its last stderr lines.
+    renameSync(join(s.appDir, "compose.log"), join(s.appDir, "compose.log.away"));
+    try {
+      const failed = await s.t.json<Json>("GET", `/api/apps/${s.appId}/logs`, { token: s.owner.token });
+      expect(failed.status).toBe(502);
+      expect(String(failed.body.detail)).toMatch(
+        /^docker compose logs exited with 1 in .*: .*path: 'compose\.log'.*Node\.js/,
+      );
+    } finally {
+      renameSync(join(s.appDir, "compose.log.away"), join(s.appDir, "compose.log"));
+    }
   });
 });
 

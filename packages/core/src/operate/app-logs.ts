@@ -5,7 +5,7 @@ import { getAppItem } from "../apps/service.ts";
 import { NotFoundError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
-import { type AppLogLine, composeLogsCommand, parseComposeLine } from "./compose-logs.ts";
+import { type AppLogLine, composeLogsCommand, lastErrors, parseComposeLine } from "./compose-logs.ts";
 import { RemoteCommandError } from "./entity.ts";
 
 /** Under API Gateway's 29 s. */
@@ -39,18 +39,13 @@ export async function readAppLogs(
   let lines: AppLogLine[] = [];
   let bytes = 0;
   let dropped = false;
-  const stderr: string[] = [];
   const command = composeLogsCommand({ tail: q.tail, since: q.since });
   const result = await runAppCommand(deps, app, server, command, {
     writeDotenv: false,
     env,
     timeoutMs: LOGS_TIMEOUT_MS,
     onLine: (stream, raw) => {
-      if (stream === "stderr") {
-        stderr.push(mask(raw));
-        if (stderr.length > 5) stderr.shift();
-        return;
-      }
+      if (stream === "stderr") return; // its last lines are in the result (stderrTail)
       const parsed = parseComposeLine(raw);
       if (!parsed) return;
       const line = { ...parsed, line: mask(parsed.line) };
@@ -66,7 +61,7 @@ export async function readAppLogs(
   });
   if (result.exitCode !== 0)
     throw new RemoteCommandError(
-      `docker compose logs exited with ${result.exitCode ?? "a signal"} in ${app.cdPath}: ${stderr.join(" / ") || "no output"}`,
+      `docker compose logs exited with ${result.exitCode ?? "a signal"} in ${app.cdPath}: ${lastErrors(result.stderrTail, mask) || "no output"}`,
     );
   lines.sort(byTime);
   let items = lines.slice(-q.tail);

@@ -58,3 +58,7 @@ export function composeLogsCommand(opts: { since?: string; tail?: number; follow
   }
   return args.join(" ");
 }
+
+/** A failed `docker compose logs`' last stderr lines (the executor keeps them), masked, for its error message. */
+export const lastErrors = (stderrTail: string[], mask: (line: string) => string) =>
+  stderrTail.slice(-5).map(mask).join(" / ");

@@ -8,7 +8,7 @@ import type { Deps, Job } from "../ports.ts";
 import { publish, subscribers } from "../realtime/publish.ts";
 import { type ServerItem, serverKey } from "../servers/entity.ts";
 import { AppLogPublisher } from "./app-log-publisher.ts";
-import { composeLogsCommand, parseComposeLine } from "./compose-logs.ts";
+import { composeLogsCommand, lastErrors, parseComposeLine } from "./compose-logs.ts";
 import { appLogsChannel, type TailCursor } from "./entity.ts";
 import { claimTail, handOverTail, operateQueue, releaseTail, renewTail, takeBackTail } from "./tail-lease.ts";
 import { TailSeam } from "./tail-seam.ts";
@@ -108,7 +108,6 @@ class TailRun {
     this.seam = seam;
     const command = new AbortController();
     this.command = command;
-    const stderr: string[] = [];
     try {
       const result = await runAppCommand(
         this.deps,
@@ -124,11 +123,7 @@ class TailRun {
           flow: this.publisher,
           onLine: (stream, raw) => {
             if (this.reason) return; // stopped: whatever comes now is the next slice's to read
-            if (stream === "stderr") {
-              stderr.push(mask(raw));
-              if (stderr.length > 5) stderr.shift();
-              return;
-            }
+            if (stream === "stderr") return; // its last lines are in the result (stderrTail)
             const parsed = parseComposeLine(raw);
             if (!parsed) return;
             const line = mask(parsed.line);
@@ -137,7 +132,9 @@ class TailRun {
         },
       );
       if (!this.reason && result.exitCode !== 0 && result.exitCode !== null)
-        await this.showError(`docker compose logs exited with ${result.exitCode}: ${stderr.join(" / ")}`);
+        await this.showError(
+          `docker compose logs exited with ${result.exitCode}: ${lastErrors(result.stderrTail, mask)}`,
+        );
     } catch (err) {
       if (!this.reason) await this.showError(`Following the app's logs failed: ${errorMessage(err)}`);
     } finally {
