@@ -15,8 +15,7 @@ import {
   s256,
   takeOAuthState,
 } from "./oauth-state.ts";
-import { type Caller, newUserItem, signUpExternal } from "./service.ts";
-import { issueTokens } from "./tokens.ts";
+import { type Caller, newUserItem, signUpExternal, startSession } from "./service.ts";
 
 /**
  * GitHub OAuth (authorization code + PKCE S256) for sign-in, sign-up and
@@ -252,15 +251,7 @@ async function signIn(deps: Deps, userId: string, profile: GitHubProfile, token:
     if (err instanceof ConditionFailedError) throw new ConflictError("GitHub was unlinked from this account meanwhile");
     throw err;
   }
-  await recordAudit(deps, {
-    userId: user.id,
-    action: "auth.login",
-    resourceType: "user",
-    resourceId: user.id,
-    details: { method: "github", githubLogin: profile.login },
-    ipAddress: caller.ip,
-  });
-  return { user: toUser(updated), ...(await issueTokens(deps, user.id)) };
+  return startSession(deps, caller, updated, "auth.login", { method: "github", githubLogin: profile.login });
 }
 
 /** A new account from a GitHub user. An email someone registered already is refused, never linked by email. */

@@ -14,8 +14,7 @@ import {
   takeOAuthState,
 } from "./oauth-state.ts";
 import { type OidcIdentity, oidcClient } from "./oidc.ts";
-import { type Caller, newUserItem, type Session, signUpExternal } from "./service.ts";
-import { issueTokens } from "./tokens.ts";
+import { type Caller, newUserItem, type Session, signUpExternal, startSession } from "./service.ts";
 
 /**
  * Sign-in, sign-up and account linking with the OpenID Connect provider. The
@@ -115,15 +114,7 @@ async function signIn(deps: Deps, userId: string, identity: OidcIdentity, caller
   if (user.oidcIssuer !== identity.issuer || user.oidcSubject !== identity.subject) {
     throw new ConflictError(`${name} was unlinked from this account meanwhile`);
   }
-  await recordAudit(deps, {
-    userId: user.id,
-    action: "auth.login",
-    resourceType: "user",
-    resourceId: user.id,
-    details: { method: "oidc", issuer: identity.issuer },
-    ipAddress: caller.ip,
-  });
-  return { user: toUser(user), ...(await issueTokens(deps, user.id)) };
+  return startSession(deps, caller, user, "auth.login", { method: "oidc", issuer: identity.issuer });
 }
 
 /**

@@ -124,15 +124,11 @@ export async function signUpExternal(
       }
       continue; // The username went to someone else meanwhile.
     }
-    await recordAudit(deps, {
-      userId: user.id,
-      action: "auth.register",
-      resourceType: "user",
-      resourceId: user.id,
-      details: { ...identity.audit, username: user.username, role: user.role },
-      ipAddress: caller.ip,
+    return startSession(deps, caller, user, "auth.register", {
+      ...identity.audit,
+      username: user.username,
+      role: user.role,
     });
-    return { user: toUser(user), ...(await issueTokens(deps, user.id)) };
   }
   throw new ConflictError(
     `No free username could be derived from your ${identity.provider} account; register with a password instead`,
@@ -199,12 +195,23 @@ export async function login(
   if (needsRehash(user.passwordHash)) {
     await deps.store.update(userKeys.user(user.id), { set: { passwordHash: await hashPassword(input.password) } });
   }
+  return startSession(deps, caller, user, "auth.login", { method: "password" });
+}
+
+/** A signed-in user's session: the sign-in (or sign-up) audited, then a fresh token pair. */
+export async function startSession(
+  deps: Deps,
+  caller: Caller,
+  user: UserItem,
+  action: "auth.login" | "auth.register",
+  details: Record<string, unknown>,
+): Promise<Session> {
   await recordAudit(deps, {
     userId: user.id,
-    action: "auth.login",
+    action,
     resourceType: "user",
     resourceId: user.id,
-    details: { method: "password" },
+    details,
     ipAddress: caller.ip,
   });
   return { user: toUser(user), ...(await issueTokens(deps, user.id)) };
