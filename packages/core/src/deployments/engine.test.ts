@@ -176,7 +176,8 @@ describe("deploy engine", () => {
     const done = await finished(first);
     expect(done.status).toBe("failed");
     expect(done.error).toMatch(/stopped mid-run/);
-    expect((await get(`/api/apps/${app.id}`)).body.status).toBe("running");
+    // The app is marked running by the second deployment's finish, just after its status is written.
+    await eventually(async () => (await get(`/api/apps/${app.id}`)).body.status === "running", 5000, "the app running");
   });
 
   it("ends a deploy and a start whose job cannot be queued, answering 503, and the next ones run", async () => {
