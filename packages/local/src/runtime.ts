@@ -2,6 +2,7 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { CreateTableCommand, type DynamoDBClient, UpdateTimeToLiveCommand } from "@aws-sdk/client-dynamodb";
+import { withBindingCache } from "@hoist/core/adapters/local/binding-cache";
 import { FileKeyVault, readKeyFile } from "@hoist/core/adapters/local/file-key-vault";
 import { TableQueue } from "@hoist/core/adapters/local/table-queue";
 import { TableScheduler } from "@hoist/core/adapters/local/table-scheduler";
@@ -62,9 +63,10 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
       dynamodbEndpoint = db.endpoint;
     }
     await ensureTable(client, config.tableName);
-    const store = new DynamoStore(client, config.tableName, {
-      cursorKey: await readKeyFile(join(dataDir, "cursor.key")),
-    });
+    // Every write to the table goes through this process, so what deliveries read can be remembered exactly.
+    const store = withBindingCache(
+      new DynamoStore(client, config.tableName, { cursorKey: await readKeyFile(join(dataDir, "cursor.key")) }),
+    );
 
     const ws = new WsGateway({
       handler: (event) => wsHandler(event),

@@ -77,6 +77,12 @@ export const projectAppsPk = (projectId: string) => `PROJECT#${projectId}#APPS`;
 export const repoBranchPk = (fullName: string, branch: string) => `REPO#${fullName.toLowerCase()}#${branch}`;
 /** Apps bound by GitHub repository id (connected with proof): matched by id, so a rename cannot redirect them. */
 export const repoIdBranchPk = (repoId: number, branch: string) => `REPOID#${repoId}#${branch}`;
+/** A gsi3 partition of one of the two above: where a delivery finds its apps. */
+export const isRepoBranchPk = (pk: string) => pk.startsWith("REPO#") || pk.startsWith("REPOID#");
+/** An app's own item (not its env or anything else under the app). */
+export const isAppKey = (key: Key) => key.pk.startsWith("OWNER#") && /^APP#[^#]+$/.test(key.sk);
+/** The attributes that decide which deliveries reach an app, and whether it deploys on them. */
+export const APP_BINDING_ATTRIBUTES = ["repository", "gsi3pk", "gsi3sk"] as const;
 
 export function toApp(a: AppItem): App {
   return {

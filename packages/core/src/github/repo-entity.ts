@@ -49,3 +49,6 @@ export type AppHookItem = Key & {
 };
 export const appHookKey = (appId: string): Key => ({ pk: `APPHOOK#${appId}`, sk: "HOOK" });
 export const appHookContext = (appId: string) => ({ appId });
+
+/** The item a delivery's signature is checked with: a repository's secret or an app's hook. */
+export const isDeliverySecretKey = (key: Key) => key.pk.startsWith("REPOSECRET#") || key.pk.startsWith("APPHOOK#");

@@ -15,12 +15,13 @@ export interface FailureWindow {
 
 /**
  * Failed webhook signatures per client IP and minute. A sender over
- * `HOIST_RATE_LIMIT_WEBHOOK_FAILURES` is refused before Hoist computes an
- * HMAC or opens a secret (each HMAC costs a pass over up to 10 MB); good
+ * `HOIST_RATE_LIMIT_WEBHOOK_FAILURES` is refused (429) and a large body
+ * before Hoist reads it or computes its HMAC (a pass over up to 10 MB); good
  * deliveries never count, so GitHub itself is never limited by this. The
- * count is read with the delivery's secret and claim, in one BatchGetItem
- * (webhooks.ts); a large body is refused on the count alone, before it is
- * read (`refuseIfFailing`). Null when the limit is off.
+ * count is read only when a signature fails (webhooks.ts): for a body of a
+ * few KiB the HMAC costs less than the read would, so good deliveries never
+ * wait on it; a large body is refused on the count alone, before it is read
+ * (`refuseIfFailing`). Null when the limit is off.
  */
 export function failureWindow(deps: Pick<Deps, "config">, ip: string): FailureWindow | null {
   const limit = deps.config.rateLimit.webhookFailures;

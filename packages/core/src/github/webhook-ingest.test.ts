@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CachingStore, withBindingCache } from "../adapters/local/binding-cache.ts";
 import type { QueueJobItem } from "../adapters/local/table-queue.ts";
 import { auditKeys } from "../audit/entity.ts";
 import { type DeploymentItem, deploymentKey } from "../deployments/entity.ts";
@@ -16,11 +17,13 @@ import { type TestClient, testClient } from "../testing/http.ts";
 import { type DeliveryItem, deliveryKey } from "./entity.ts";
 
 /**
- * A push ingest is one BatchGetItem (failure count + repository secret +
- * delivery claim), one query for the apps, one TransactWriteItems (claim,
- * deployment, queued marker, audit entries); a redelivery is the one read.
- * Counted through a proxy over the store the HTTP app uses; the job queue
- * (SQS on AWS; table-backed here, on its own store reference) is not counted.
+ * A push ingest reads the repository's secret, queries the apps, and writes one
+ * TransactWriteItems (claim, deployment, queued marker, audit entries); a
+ * redelivery is that transaction's failed condition and one read. Embedded,
+ * the secret and the apps are remembered (adapters/local/binding-cache.ts): a
+ * push is its one transaction. Counted through a proxy over DynamoDB's store,
+ * under the cache where there is one; the job queue (SQS on AWS; table-backed
+ * here, on its own store reference) is not counted.
  */
 type Json = Record<string, unknown>;
 const GLOBAL = "ingest-global-secret";
@@ -37,7 +40,7 @@ function counting(store: Store) {
   const calls: Call[] = [];
   let inFlight = 0;
   let round = 0;
-  let afterBatchGet: (() => Promise<void>) | undefined;
+  let after: { op: string; fn: () => Promise<void> } | undefined;
   const proxy = new Proxy(store, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver);
@@ -53,9 +56,11 @@ function counting(store: Store) {
           return await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
         } finally {
           inFlight--;
-          const hook = prop === "batchGet" ? afterBatchGet : undefined;
-          afterBatchGet = undefined;
-          if (hook) await hook();
+          const hook = after?.op === prop ? after.fn : undefined;
+          if (hook) {
+            after = undefined;
+            await hook();
+          }
         }
       };
     },
@@ -69,9 +74,9 @@ function counting(store: Store) {
       calls.length = 0;
       round = 0;
     },
-    /** Runs `fn` once the next batchGet answered (a racing attempt committing in between). */
-    onceAfterBatchGet(fn: () => Promise<void>) {
-      afterBatchGet = fn;
+    /** Runs `fn` once the next `op` answered (a racing attempt committing in between). */
+    onceAfter(op: string, fn: () => Promise<void>) {
+      after = { op, fn };
     },
   };
 }
@@ -80,7 +85,10 @@ let gh: FakeGitHub;
 let t: TestClient;
 let shop: FakeRepo;
 let counter: ReturnType<typeof counting>;
+/** As on AWS: every delivery reads. */
 let app: ReturnType<typeof createApp>;
+/** As embedded: the binding cache over the counted store. */
+let embedded: ReturnType<typeof createApp>;
 let alice: { token: string; id: string };
 const apps: Record<string, string> = {};
 
@@ -131,34 +139,59 @@ beforeAll(async () => {
     body: { repository: { fullName: "octo/shop", branch: "main", autoDeploy: true, deployOn: "push" } },
   });
   expect(bound.status, JSON.stringify(bound.body)).toBe(200);
-  counter = counting(t.deps.store);
+  counter = counting((t.deps.store as CachingStore).uncached);
   app = createApp({ ...t.deps, store: counter.store });
+  embedded = createApp({ ...t.deps, store: withBindingCache(counter.store) });
 });
 afterAll(() => gh.stop());
 
 describe("webhook ingest: DynamoDB round trips", () => {
-  it("a push under its repository's secret: one batch read, one query, one transaction", async () => {
-    const id = randomUUID();
+  it("a push under its repository's secret: one read, one query, one transaction", async () => {
     counter.reset();
-    const res = await deliver(push("octo/shop", shop.id), hookSecret("octo/shop"), id);
+    const res = await deliver(push("octo/shop", shop.id), hookSecret("octo/shop"));
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     expect(res.body).toMatchObject({ status: "accepted", deployments: [expect.any(String)] });
-    expect(counter.ops()).toEqual(["batchGet", "query", "transact"]);
+    expect(counter.ops()).toEqual(["get", "query", "transact"]);
     expect(counter.rounds()).toBe(3);
-    // The read: the sender's failure count, the repository's secret and the delivery's claim, together.
-    const keys = (counter.calls[0]?.args[0] ?? []) as Item[];
-    expect(keys.map((k) => k.pk)).toEqual([
-      expect.stringMatching(/^RATE#webhook-signature-failures#192\.0\.2\.44#/),
-      `REPOSECRET#${shop.id}`,
-      `DELIVERY#${id}`,
-    ]);
+    // The read is the repository's secret alone: no failure count for a good signature, no claim read first.
+    expect((counter.calls[0]?.args[0] as Item | undefined)?.pk).toBe(`REPOSECRET#${shop.id}`);
+  });
+
+  it("embedded, a push is its one transaction: the secret and the apps are remembered until a binding changes", async () => {
+    const first = await deliver(push("octo/shop", shop.id), hookSecret("octo/shop"), randomUUID(), embedded);
+    expect(first.body.status).toBe("accepted");
+    counter.reset();
+    const res = await deliver(push("octo/shop", shop.id), hookSecret("octo/shop"), randomUUID(), embedded);
+    expect(res.body).toMatchObject({ status: "accepted", deployments: [expect.any(String)] });
+    expect(counter.ops()).toEqual(["transact"]);
+    // Auto-deploy turned off through the same store: the next push reads again, and deploys nothing.
+    const off = await embedded.request(`/api/apps/${apps.web}`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${alice.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ repository: { fullName: "octo/shop", branch: "main", autoDeploy: false } }),
+    });
+    expect(off.status).toBe(200);
+    counter.reset();
+    const ignored = await deliver(push("octo/shop", shop.id), hookSecret("octo/shop"), randomUUID(), embedded);
+    expect(ignored.body).toMatchObject({ status: "ignored", deployments: [] });
+    expect(counter.ops()).toEqual(["get", "query", "transact"]);
+    const on = await embedded.request(`/api/apps/${apps.web}`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${alice.token}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        repository: { fullName: "octo/shop", branch: "main", autoDeploy: true, deployOn: "push" },
+      }),
+    });
+    expect(on.status).toBe(200);
+    const again = await deliver(push("octo/shop", shop.id), hookSecret("octo/shop"), randomUUID(), embedded);
+    expect(again.body.status).toBe("accepted");
   });
 
   it("a push under the global secret: the by-id and by-name queries go out together", async () => {
     counter.reset();
     const res = await deliver(push("octo/named", 4242), GLOBAL);
     expect(res.status, JSON.stringify(res.body)).toBe(202);
-    expect(counter.ops()).toEqual(["batchGet", "query", "query", "transact"]);
+    expect(counter.ops()).toEqual(["get", "query", "query", "transact"]);
     expect(counter.rounds()).toBe(3);
   });
 
@@ -194,7 +227,7 @@ describe("webhook ingest: DynamoDB round trips", () => {
     expect(await deliveryItem(id)).toMatchObject({ state: "done", outcome: "accepted" });
   });
 
-  it("a redelivery of a handled delivery: the one batch read, nothing written", async () => {
+  it("a redelivery of a handled delivery: one failed condition and one read, nothing written", async () => {
     const id = randomUUID();
     const body = push("octo/shop", shop.id);
     const first = await deliver(body, hookSecret("octo/shop"), id);
@@ -202,14 +235,15 @@ describe("webhook ingest: DynamoDB round trips", () => {
     const again = await deliver(body, hookSecret("octo/shop"), id);
     expect(again.status).toBe(202);
     expect(again.body).toMatchObject({ status: "duplicate", deployments: first.body.deployments });
-    expect(counter.ops()).toEqual(["batchGet"]);
+    expect(counter.ops()).toEqual(["get", "query", "transact", "get"]);
+    expect((counter.calls[3]?.args[0] as Item | undefined)?.pk).toBe(`DELIVERY#${id}`);
   });
 
-  it("a redelivery that loses the race after its read: one failed condition and one read, then duplicate", async () => {
+  it("a redelivery that loses the race after its reads: one failed condition and one read, then duplicate", async () => {
     const id = randomUUID();
     const body = push("octo/raced", 5151);
     // Another attempt commits between this one's read and its transaction.
-    counter.onceAfterBatchGet(async () => {
+    counter.onceAfter("get", async () => {
       const other = await deliver(body, GLOBAL, id, createApp(t.deps));
       expect(other.body.status).toBe("accepted");
     });
@@ -217,7 +251,7 @@ describe("webhook ingest: DynamoDB round trips", () => {
     const res = await deliver(body, GLOBAL, id);
     expect(res.status).toBe(202);
     expect(res.body.status).toBe("duplicate");
-    expect(counter.ops()).toEqual(["batchGet", "query", "query", "transact", "get"]);
+    expect(counter.ops()).toEqual(["get", "query", "query", "transact", "get"]);
     expect(await deploymentsOf(apps.raced as string)).toHaveLength(1);
   });
 
@@ -231,7 +265,7 @@ describe("webhook ingest: DynamoDB round trips", () => {
     });
     const res = await deliver(body, hookSecret("octo/shop"), id);
     expect(res.body).toMatchObject({ status: "ignored", deployments: [] });
-    expect(counter.ops()).toEqual(["batchGet", "query", "transact"]);
+    expect(counter.ops()).toEqual(["get", "query", "transact"]);
     const tx = counter.calls.find((c) => c.op === "transact")?.args[0] as TransactOp[];
     expect(puts(tx).map((i) => i.entity)).toEqual(["github-delivery", "audit"]);
     expect(await auditsOf("github-delivery", id)).toHaveLength(1);
@@ -239,15 +273,23 @@ describe("webhook ingest: DynamoDB round trips", () => {
 });
 
 describe("webhook ingest: signature failures", () => {
-  it("reads a sender's failure count with the secret, but refuses a large body on the count alone, unread", async () => {
+  it("reads a sender's failure count only when a signature fails, and refuses a large body on the count alone, unread", async () => {
     const config = { ...t.deps.config, rateLimit: { ...t.deps.config.rateLimit, webhookFailures: 2 } };
     const limited = createApp({ ...t.deps, config, store: counter.store });
     const body = push("octo/shop", shop.id);
     for (let i = 0; i < 2; i++) expect((await deliver(body, "a-guess", randomUUID(), limited)).status).toBe(401);
     counter.reset();
-    const small = await deliver(body, hookSecret("octo/shop"), randomUUID(), limited);
-    expect(small.status).toBe(429);
-    expect(counter.ops()).toEqual(["batchGet"]);
+    const guess = await deliver(body, "a-guess", randomUUID(), limited);
+    expect(guess.status).toBe(429);
+    expect(counter.calls.map((c) => `${c.op} ${(c.args[0] as Item).pk.split("#")[0]}`)).toEqual([
+      "get REPOSECRET",
+      "get RATE",
+    ]);
+    // A good signature from the same sender passes, and never waits on the count.
+    counter.reset();
+    const good = await deliver(body, hookSecret("octo/shop"), randomUUID(), limited);
+    expect(good.status).toBe(202);
+    expect(counter.ops()).toEqual(["get", "query", "transact"]);
     // Past 256 KiB the body is not read (nor parsed, nor its secret looked up) before the count is checked.
     const large = JSON.stringify({ ...(JSON.parse(body) as Json), padding: "x".repeat(300 * 1024) });
     counter.reset();

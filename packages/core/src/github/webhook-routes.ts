@@ -89,9 +89,9 @@ const rotateAppHook = createRoute({
 });
 
 /**
- * A body up to this size is read before the sender's signature-failure count, which then comes in the same
- * BatchGetItem as the delivery's secret and claim (GitHub's payloads are a few KiB to tens of KiB); a larger
- * (or unsized) one is refused on the count alone first, so a refused sender never costs a parse of megabytes.
+ * A body up to this size is read and its signature checked before the sender's signature-failure count, which
+ * is then read only if the signature fails (GitHub's payloads are a few KiB to tens of KiB); a larger (or
+ * unsized) one is refused on the count alone first, so a refused sender never costs a parse of megabytes.
  */
 const READ_FIRST_MAX_BYTES = 256 * 1024;
 

@@ -2,10 +2,8 @@ import type { AppItem } from "../apps/entity.ts";
 import { deployJobOf } from "../deployments/queued.ts";
 import { newToken } from "../ids.ts";
 import type { Deps } from "../ports.ts";
-import type { Item, Key, Store } from "../store/store.ts";
 import { isSuccess, type RunOutcome, recordWorkflowRun } from "../workflow-runs/service.ts";
-import { type Claimable, claimFirst, type DeliveryRef, standingOf } from "./delivery-claim.ts";
-import { type DeliveryItem, deliveryKey } from "./entity.ts";
+import { type Claimable, claimFirst, type DeliveryRef } from "./delivery-claim.ts";
 import type { AppHookItem, RepoSecretItem } from "./repo-entity.ts";
 import { type FailureWindow, refuseIfOver } from "./signature-failures.ts";
 import { authenticate, type DeliveryScope, secretRef } from "./webhook-auth.ts";
@@ -17,22 +15,25 @@ import {
   type Work,
   workflowsPassed,
 } from "./webhook-deploys.ts";
-import { deliveryHeaders, isDeliveryId, type Plan, type PushPlan, parseBody, planEvent } from "./webhook-plan.ts";
+import { deliveryHeaders, type Plan, type PushPlan, parseBody, planEvent } from "./webhook-plan.ts";
 
 /**
- * GitHub webhook deliveries (API.md § GitHub, DESIGN.md § Deploy flow step 1),
- * in three DynamoDB round trips for a push that deploys:
- * 1. one BatchGetItem: the sender's signature-failure count, the secret of the
- *    repository the payload names (or of the app's own hook), and the
- *    delivery's claim — then the signature is verified, the headers and
- *    payload validated, and a delivery already handled answered `duplicate`;
+ * GitHub webhook deliveries (API.md § GitHub, DESIGN.md § Deploy flow step 1).
+ * A push that deploys awaits, in order:
+ * 1. the secret of the repository the payload names (or of the app's own
+ *    hook), then the signature is verified and the headers and payload
+ *    validated (a failed signature reads the sender's failure count: past
+ *    it, 429);
  * 2. the query for the apps on the repository's branch (and, only where a plan
  *    limits deploy minutes, one BatchGetItem of their owners' plans and usage);
  * 3. one TransactWriteItems: the claim, the deployments with their queued
  *    markers, the audit entries, and (embedded) their jobs
- *    (webhook-deploys.ts, delivery-claim.ts).
- * On SQS the jobs are sent after it. Never an SSH or GitHub call, so the
- * answer comes in milliseconds.
+ *    (webhook-deploys.ts, delivery-claim.ts). A delivery seen before fails the
+ *    claim's condition and is read once: `duplicate`.
+ * Embedded, 1 and 2 are remembered until a write changes them
+ * (adapters/local/binding-cache.ts), so a push is its one transaction. On SQS
+ * the jobs are sent after it. Never an SSH or GitHub call, so the answer
+ * comes in milliseconds.
  */
 
 export interface IncomingWebhook {
@@ -44,7 +45,7 @@ export interface IncomingWebhook {
   /** The raw body, exactly as received: the signature covers these bytes. */
   body: string;
   ip: string | null;
-  /** The sender's signature-failure window, to read with the secret (null: checked already, or no limit). */
+  /** The sender's signature-failure window, read when the signature fails (null: checked already, or no limit). */
   failures?: FailureWindow | null;
 }
 
@@ -65,26 +66,23 @@ export async function handleWebhook(
 ): Promise<{ code: 200 | 202; reply: WebhookReply }> {
   const payload = parseBody(req.body);
   const secret = secretRef(req.appId, payload);
-  const named = req.deliveryId?.trim() ?? "";
-  const [window, secretItem, claim] = await readTogether(deps.store, [
-    req.failures?.key,
-    secret?.key,
-    isDeliveryId(named) ? deliveryKey(named) : undefined,
-  ]);
-  if (req.failures) refuseIfOver(req.failures, window);
-  const scope = await authenticate(deps, req, secret, secretItem as AppHookItem | RepoSecretItem | undefined);
+  const secretItem = secret ? await deps.store.get<AppHookItem | RepoSecretItem>(secret.key) : undefined;
+  const scope = await authenticate(deps, req, secret, secretItem).catch(async (err: unknown) => {
+    // A sender past its failures this minute is told so (429), not which signature was wrong.
+    if (req.failures) refuseIfOver(req.failures, await deps.store.get(req.failures.key));
+    throw err;
+  });
   const { event, deliveryId } = deliveryHeaders(req);
   const plan = planEvent(event, payload);
   const base = { event, deliveryId };
   const d = { deliveryId, event, repo: plan.repo, claimId: newToken(), ip: req.ip };
 
-  const standing = standingOf(deps, claim as DeliveryItem | undefined);
+  // Claimed as new: a delivery seen before fails the claim's condition, and one read then says what it was.
+  const hold = { kind: "new" } as const;
   const done =
-    "duplicate" in standing
-      ? standing
-      : plan.kind === "workflow_run"
-        ? await handleWorkflowRun(deps, d, standing.hold, plan.run, scope)
-        : await commitDelivery(deps, d, standing.hold, await workFor(deps, plan, scope));
+    plan.kind === "workflow_run"
+      ? await handleWorkflowRun(deps, d, hold, plan.run, scope)
+      : await commitDelivery(deps, d, hold, await workFor(deps, plan, scope));
   if ("duplicate" in done) {
     return {
       code: 202,
@@ -183,12 +181,4 @@ async function sendJobs(deps: Pick<Deps, "queue" | "logger">, done: Extract<Comm
       ),
     ),
   );
-}
-
-/** Items by key in one BatchGetItem, undefined where a key is absent or was not asked. */
-async function readTogether(store: Pick<Store, "batchGet">, keys: (Key | undefined)[]): Promise<(Item | undefined)[]> {
-  const asked = keys.filter((k): k is Key => k !== undefined);
-  const found = asked.length > 0 ? await store.batchGet(asked) : [];
-  let next = 0;
-  return keys.map((k) => (k ? found[next++] : undefined));
 }

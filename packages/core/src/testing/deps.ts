@@ -2,6 +2,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApiGatewayBroadcaster } from "../adapters/aws/apigw-broadcaster.ts";
+import { withBindingCache } from "../adapters/local/binding-cache.ts";
 import { FileKeyVault } from "../adapters/local/file-key-vault.ts";
 import { TableQueue } from "../adapters/local/table-queue.ts";
 import { TableScheduler } from "../adapters/local/table-scheduler.ts";
@@ -20,7 +21,8 @@ import { UNLIMITED_PLANS_FILE } from "./plans.ts";
  * them running start them. Plans without limits unless `env` names a HOIST_PLANS_FILE.
  */
 export async function testDeps(env: Record<string, string> = {}): Promise<Deps & { config: Config }> {
-  const { store } = await testTable();
+  // As the embedded runtime has it (adapters/local/binding-cache.ts), so every handler test checks its forgetting too.
+  const store = withBindingCache((await testTable()).store);
   const config = loadConfig({ HOIST_LOG_LEVEL: "silent", HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE, ...env });
   const logger = createLogger(config.logLevel);
   const dataDir = await mkdtemp(join(tmpdir(), "hoist-test-"));
