@@ -584,6 +584,9 @@ export const deploys: Suite = {
           continue;
         }
         const dep = await b.finished(id, 30_000, 5);
+        // The app idle again (its run's tail done: lock released, the wake-up for what is next run), so the next
+        // push times its own path, not a wait for this run's release.
+        await b.drained(30_000, 5);
         if (dep.status !== "succeeded") {
           startProblems.push(`deployment ${id}: ${dep.status} ${dep.error ?? ""}`);
           continue;
@@ -689,7 +692,8 @@ export const deploys: Suite = {
         [...row("POST sent → command runs (total)", (r) => r.total), ""],
       ],
       notes: [
-        "Command: `date +%s%N > started.txt` in cdPath; each push waits for the previous deployment to finish (GET every 5 ms).",
+        "Command: `date +%s%N > started.txt` in cdPath; each push waits for the previous deployment to finish (GET every 5 ms) and the",
+        "deploy queue to be empty (the previous run's lock released; a push landing while it is held waits for that run's wake-up).",
         "running = the deployment's startedAt (ms resolution); SSH exec = a channel on the server's warm connection (the handshake is paid once,",
         "by the warm-up), .env written from stdin, /bin/sh.",
         `Clocks: bench − \`date +%s%N\` = ${clock.offsetMs.toFixed(3)} ms (± ${clock.boundMs.toFixed(3)} ms, one fork of date).`,
