@@ -117,6 +117,16 @@ describe("binding cache", () => {
     expect(await cache.get(repoSecretKey(7))).toBeUndefined();
   });
 
+  it("keeps a bounded number of entries, the oldest out first", async () => {
+    const small = withBindingCache(db.store, { maxEntries: 3 });
+    for (const id of [1, 2, 3, 4]) await small.get(repoSecretKey(id)); // absent secrets: remembered too
+    db.calls.length = 0;
+    for (const id of [4, 3, 2]) await small.get(repoSecretKey(id));
+    expect(db.calls).toEqual([]);
+    await small.get(repoSecretKey(1));
+    expect(db.calls).toEqual(["get"]);
+  });
+
   it("does not keep a read that raced a binding write", async () => {
     await cache.put(app("app_a", "main"));
     let open = () => {};

@@ -2,6 +2,9 @@ import { APP_BINDING_ATTRIBUTES, isAppKey, isRepoBranchPk } from "../../apps/ent
 import { isDeliverySecretKey } from "../../github/repo-entity.ts";
 import type { Item, Key, Page, QuerySpec, Store, TransactOp, UpdateSpec } from "../../store/store.ts";
 
+/** Entries kept at most (a few hundred bytes to a few KiB each). */
+const MAX_ENTRIES = 10_000;
+
 export interface CachingStore extends Store {
   /** The store underneath, for tests that count DynamoDB's own round trips. */
   readonly uncached: Store;
@@ -21,12 +24,18 @@ export interface CachingStore extends Store {
  * status, deployments, audit) keep it. Not for Lambda: an instance does not
  * see another's writes, so there every delivery reads.
  */
-export function withBindingCache(store: Store): CachingStore {
+export function withBindingCache(store: Store, opts: { maxEntries?: number } = {}): CachingStore {
+  const maxEntries = opts.maxEntries ?? MAX_ENTRIES;
   let generation = 0;
   let remembered = new Map<string, unknown>();
   const forget = () => {
     generation++;
     remembered = new Map();
+  };
+  /** Oldest out first: anyone may name any repository id in an unsigned payload, and its absent secret is read. */
+  const remember = (key: string, value: unknown) => {
+    if (remembered.size >= maxEntries) remembered.delete(remembered.keys().next().value as string);
+    remembered.set(key, structuredClone(value));
   };
 
   /** `read`'s answer, remembered under `key` unless a binding write started or ended meanwhile. */
@@ -34,7 +43,7 @@ export function withBindingCache(store: Store): CachingStore {
     if (remembered.has(key)) return structuredClone(remembered.get(key) as T);
     const at = generation;
     const value = await read();
-    if (generation === at) remembered.set(key, structuredClone(value));
+    if (generation === at) remember(key, value);
     return value;
   }
 
@@ -64,7 +73,7 @@ export function withBindingCache(store: Store): CachingStore {
       return keys.map((key, i) => {
         if (known[i]) return structuredClone(remembered.get(secretKey(key)) as T | undefined);
         const item = found[next++];
-        if (isDeliverySecretKey(key) && generation === at) remembered.set(secretKey(key), structuredClone(item));
+        if (isDeliverySecretKey(key) && generation === at) remember(secretKey(key), item);
         return item;
       });
     },
