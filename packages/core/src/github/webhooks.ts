@@ -1,5 +1,6 @@
 import type { AppItem } from "../apps/entity.ts";
 import { deployJobOf } from "../deployments/queued.ts";
+import { HoistError } from "../errors.ts";
 import { newToken } from "../ids.ts";
 import type { Deps } from "../ports.ts";
 import { isSuccess, type RunOutcome, recordWorkflowRun } from "../workflow-runs/service.ts";
@@ -69,7 +70,8 @@ export async function handleWebhook(
   const secretItem = secret ? await deps.store.get<AppHookItem | RepoSecretItem>(secret.key) : undefined;
   const scope = await authenticate(deps, req, secret, secretItem).catch(async (err: unknown) => {
     // A sender past its failures this minute is told so (429), not which signature was wrong.
-    if (req.failures) refuseIfOver(req.failures, await deps.store.get(req.failures.key));
+    if (req.failures && err instanceof HoistError && err.code === "invalid_signature")
+      refuseIfOver(req.failures, await deps.store.get(req.failures.key));
     throw err;
   });
   const { event, deliveryId } = deliveryHeaders(req);
