@@ -30,6 +30,35 @@ import { lambdaNodejs } from "../../infra/esbuild.ts";
 import { kb, keepDir, mark, median, ms, removeDir, root, type Suite, type Table, tempDir } from "./lib.ts";
 
 const ENTRYPOINTS = ["http", "ws", "deploy-worker", "auto-stop"];
+/**
+ * The http function builds its route groups on first use: each run also times
+ * its first request, `GET /health` (a group that reads no table), as API
+ * Gateway's HTTP API (payload 2.0) would deliver it.
+ */
+const FIRST_REQUEST: Record<string, { label: string; event: object }> = {
+  http: {
+    label: "GET /health",
+    event: {
+      version: "2.0",
+      routeKey: "$default",
+      rawPath: "/health",
+      rawQueryString: "",
+      headers: { host: "api.example", "user-agent": "bench" },
+      requestContext: {
+        accountId: "123456789012",
+        apiId: "api",
+        domainName: "api.example",
+        http: { method: "GET", path: "/health", protocol: "HTTP/1.1", sourceIp: "192.0.2.1", userAgent: "bench" },
+        requestId: "bench",
+        routeKey: "$default",
+        stage: "$default",
+        time: "02/Dec/2026:00:00:00 +0000",
+        timeEpoch: 1796169600000,
+      },
+      isBase64Encoded: false,
+    },
+  },
+};
 const RUNS = 5;
 /** 1 MB as 10^6 bytes (the stricter reading of "1 MB"; 1 MiB is 1 048 576). */
 const SIZE_TARGET_BYTES = 1_000_000;
@@ -124,14 +153,24 @@ if (process.argv[2] === "trace") {
 const c0 = process.cpuUsage();
 const t0 = performance.now();
 let r;
+let m;
 try {
-  const m = await import(process.argv[1]);
+  m = await import(process.argv[1]);
   r = { ok: true, ms: performance.now() - t0, handler: typeof m.handler };
 } catch (e) {
   r = { ok: false, ms: performance.now() - t0, error: (e && e.name ? e.name + ": " : "") + (e && e.message !== undefined ? e.message : String(e)) };
 }
 const c = process.cpuUsage(c0);
 r.cpuMs = (c.user + c.system) / 1000;
+if (r.ok && process.env.BENCH_FIRST_EVENT) {
+  const t1 = performance.now();
+  try {
+    const res = await m.handler(JSON.parse(process.env.BENCH_FIRST_EVENT), { awsRequestId: "bench", getRemainingTimeInMillis: () => 29000 });
+    r.first = { ms: performance.now() - t1, status: res && res.statusCode };
+  } catch (e) {
+    r.first = { ms: performance.now() - t1, error: String(e) };
+  }
+}
 if (port) {
   const { receiveMessageOnPort } = await import("node:worker_threads");
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) loaded.push(m.message);
@@ -153,6 +192,8 @@ interface ImportRun {
   awsCalls: string[];
   /** Bundle files the import loaded (traced runs only). */
   loaded?: string[];
+  /** The first request after the import (functions with FIRST_REQUEST): what a lazily built route group costs. */
+  first?: { ms: number; status?: number; error?: string };
 }
 
 /** One output file of a function's build: the entry, a chunk it imports statically, or one behind `import()`. */
@@ -369,6 +410,16 @@ function loadedFiles(b: Bundle, run: ImportRun | undefined): BundleFile[] | unde
   return b.files.filter((f) => names.has(f.name));
 }
 
+/** Median time and status of the first request after the import, for a function that makes one. */
+function firstRequest(fn: string, runs: ImportRun[]): string {
+  if (!FIRST_REQUEST[fn]) return "–";
+  const firsts = runs.flatMap((r) => (r.first ? [r.first] : []));
+  const failed = firsts.find((f) => f.error);
+  if (failed) return `threw: ${failed.error}`;
+  const statuses = [...new Set(firsts.map((f) => f.status))].join("/");
+  return `${ms(median(firsts.map((f) => f.ms)))} (${statuses})`;
+}
+
 export const lambda: Suite = {
   name: "lambda",
   description: "esbuild bundles of the Lambda entrypoints (size, chunks, top contributors) and import+init time",
@@ -388,7 +439,13 @@ export const lambda: Suite = {
         if (!b.entry) continue;
         for (const s of SCENARIOS) {
           ctx.log(`import ${b.fn} × ${RUNS} + 1 traced (${s.label})…`);
-          const env = { ...LAMBDA_ENV, AWS_ENDPOINT_URL: aws.url, ...s.env(b.fn) };
+          const first = FIRST_REQUEST[b.fn];
+          const env = {
+            ...LAMBDA_ENV,
+            AWS_ENDPOINT_URL: aws.url,
+            ...s.env(b.fn),
+            ...(first ? { BENCH_FIRST_EVENT: JSON.stringify(first.event) } : {}),
+          };
           const runs: ImportRun[] = [];
           for (let i = 0; i < RUNS; i++) runs.push(await importOnce(b.entry, env, aws.calls));
           const trace = await importOnce(b.entry, env, aws.calls, true);
@@ -497,6 +554,7 @@ export const lambda: Suite = {
         failed.length ? "–" : mark(med <= IMPORT_TARGET_MS),
         ms(median(runs.map((r) => r.cpuMs ?? Number.NaN).filter(Number.isFinite))),
         ms(median(runs.map((r) => r.processMs))),
+        firstRequest(fn, runs),
         `${loaded.length} (${kb(sum(loaded))} KiB)`,
         calls.length ? `${calls.join(", ")} ×${callsPerRun}/run` : "none",
       ];
@@ -518,16 +576,22 @@ export const lambda: Suite = {
         `≤ ${IMPORT_TARGET_MS} ms`,
         "cpu ms",
         "process ms",
+        "then 1st request",
         "files loaded",
         "AWS calls at import",
       ],
-      align: ["l", "l", "l", "r", "r", "r", "r", "r", "r", "l"],
+      align: ["l", "l", "l", "r", "r", "r", "r", "r", "r", "r", "l"],
       rows: importRows,
       notes: [
         "ms: performance.now() around the import (or until it threw), chunks it loads included; process ms: spawn → exit of the whole node process.",
         "cpu ms: median user+system CPU of the process during the import (parse, init, GC threads): less swayed than ms by other",
         `  work on the machine (load average ${load.map((l) => l.toFixed(1)).join(" → ")} over this suite, ${cpus().length} CPUs).`,
         "files loaded: bundle files (entry + chunks) an extra, untimed run with a module load hook saw loaded.",
+        ...Object.entries(FIRST_REQUEST).map(
+          ([fn, f]) =>
+            `then 1st request: ${fn}'s handler called with ${f.label} right after the import (median ms, status): ` +
+            "what building its route group (and loading zod with it) costs the first request.",
+        ),
         "Every environment = the stacks' HOIST_*/AWS_* variables + AWS_ENDPOINT_URL → loopback fake (records calls).",
         "  HOIST_*/AWS_* only: exactly those variables. SST env: + SST_APP/SST_STAGE/SST_SSM_PREFIX and",
         "  SST_Secret_value_<NAME>: all three as plain values (as if bound and prefetched), or only the ones",

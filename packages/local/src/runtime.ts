@@ -130,6 +130,8 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
     stops.push(await startOperateQueue(deps, operate, jobHandlers, stopping));
 
     const app = createApp(deps);
+    // Every route group built before the first request, not on it.
+    await app.ready();
     const server = createHttpServer(app.fetch, logger);
     ws.attach(server);
     await new Promise<void>((ok, fail) => {
