@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type Harness, PASSWORD, startHarness } from "./testing/harness.ts";
-import { addServer, createApp } from "./testing/steps.ts";
+import { addServer, createAppSteps } from "./testing/steps.ts";
 
 /** `hoist` as a child process against the embedded runtime and a loopback SSH target. */
 let h: Harness;
@@ -51,7 +51,7 @@ describe("hoist CLI", () => {
     const steps = [
       addServer(h),
       ["projects", "create", "shop"],
-      createApp({
+      createAppSteps({
         name: "web",
         project: "shop",
         path: appDir,
@@ -103,7 +103,7 @@ describe("hoist CLI", () => {
     const appDir = join(h.ssh.cwd, "bad");
     mkdirSync(appDir);
     const created = await h.cli([
-      ...createApp({ name: "bad", project: "shop", path: appDir, command: "echo about to fail; exit 3" }),
+      ...createAppSteps({ name: "bad", project: "shop", path: appDir, command: "echo about to fail; exit 3" }),
       "--json",
     ]);
     expect(json(created.stdout)).toMatchObject({ id: expect.stringMatching(/^app_/), name: "bad" });

@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type Harness, PASSWORD, startHarness, startProxy } from "./testing/harness.ts";
-import { addServer, createApp } from "./testing/steps.ts";
+import { addServer, createAppSteps } from "./testing/steps.ts";
 
 /**
  * `deploy --follow` through a TCP proxy whose connections are cut mid-deploy:
@@ -22,7 +22,7 @@ beforeAll(async () => {
     ["login", "-u", "bea", "--password-stdin"],
     addServer(h),
     ["projects", "create", "p"],
-    createApp({
+    createAppSteps({
       name: "slow",
       project: "p",
       path: appDir,

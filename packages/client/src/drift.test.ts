@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { createApp } from "@hoist/core/http/app";
+import { createHttpApp } from "@hoist/core/http/app";
 import { servedOpenApiDocument } from "@hoist/core/http/openapi-document";
 import { testDeps } from "@hoist/core/testing/deps";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -10,7 +10,7 @@ const FIX = "the API changed: run `npm run openapi` and commit openapi.json and 
 /** The document a fully wired app (real adapters, DynamoDB Local) serves at GET /openapi.json. */
 let served: unknown;
 beforeAll(async () => {
-  const res = await createApp(await testDeps()).request("/openapi.json");
+  const res = await createHttpApp(await testDeps()).request("/openapi.json");
   expect(res.status).toBe(200);
   served = await res.json();
 });

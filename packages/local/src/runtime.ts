@@ -8,7 +8,7 @@ import { TableQueue } from "@hoist/core/adapters/local/table-queue";
 import { TableScheduler } from "@hoist/core/adapters/local/table-scheduler";
 import { fileKeySet } from "@hoist/core/auth/keys";
 import type { Config } from "@hoist/core/config";
-import { createApp } from "@hoist/core/http/app";
+import { createHttpApp } from "@hoist/core/http/app";
 import { newToken } from "@hoist/core/ids";
 import { jobHandlers } from "@hoist/core/jobs/handlers";
 import { createLogger, type Logger } from "@hoist/core/logger";
@@ -129,7 +129,7 @@ export async function startRuntime(config: Config, logger: Logger = createLogger
     // Stopped before the deploy workers (stops run in reverse): running tails and execs end at once.
     stops.push(await startOperateQueue(deps, operate, jobHandlers, stopping));
 
-    const app = createApp(deps);
+    const app = createHttpApp(deps);
     // Every route group built before the first request, not on it.
     await app.ready();
     const server = createHttpServer(app.fetch, logger);

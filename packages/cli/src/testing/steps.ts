@@ -16,7 +16,13 @@ export const addServer = (h: Harness, name = "box") => [
 ];
 
 /** The CLI arguments that create app `name` in `project` on `server`, in `path`, deploying with `command`. */
-export const createApp = (a: { name: string; project: string; path: string; command: string; server?: string }) => [
+export const createAppSteps = (a: {
+  name: string;
+  project: string;
+  path: string;
+  command: string;
+  server?: string;
+}) => [
   "apps",
   "create",
   a.name,

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { createApp } from "../http/app.ts";
+import { createHttpApp } from "../http/app.ts";
 import type { Deps } from "../ports.ts";
 import { channelPk } from "../realtime/publish.ts";
 import { type TestClient, testClient } from "../testing/http.ts";
@@ -33,7 +33,7 @@ beforeAll(async () => {
 function countedApp(config: Deps["config"] = t.deps.config) {
   const { store, calls, waves } = countingStore(t.deps.store);
   const usage = new UsageMeter({ store, logger: t.deps.logger });
-  const app = createApp({ ...t.deps, config, store, usage });
+  const app = createHttpApp({ ...t.deps, config, store, usage });
   const verify = (bearer = token) =>
     app.request(
       "/api/auth/verify",

@@ -6,7 +6,7 @@ import { auditKeys } from "../audit/entity.ts";
 import { type DeploymentItem, deploymentKey } from "../deployments/entity.ts";
 import { queuedDeployments } from "../deployments/queued.ts";
 import { listDeployments } from "../deployments/service.ts";
-import { createApp } from "../http/app.ts";
+import { createHttpApp } from "../http/app.ts";
 import type { Deps } from "../ports.ts";
 import { channelPk } from "../realtime/publish.ts";
 import type { Item, QuerySpec, Store, TransactOp } from "../store/store.ts";
@@ -86,9 +86,9 @@ let t: TestClient;
 let shop: FakeRepo;
 let counter: ReturnType<typeof counting>;
 /** As on AWS: every delivery reads. */
-let app: ReturnType<typeof createApp>;
+let app: ReturnType<typeof createHttpApp>;
 /** As embedded: the binding cache over the counted store. */
-let embedded: ReturnType<typeof createApp>;
+let embedded: ReturnType<typeof createHttpApp>;
 let alice: { token: string; id: string };
 const apps: Record<string, string> = {};
 
@@ -140,8 +140,8 @@ beforeAll(async () => {
   });
   expect(bound.status, JSON.stringify(bound.body)).toBe(200);
   counter = counting((t.deps.store as CachingStore).uncached);
-  app = createApp({ ...t.deps, store: counter.store });
-  embedded = createApp({ ...t.deps, store: withBindingCache(counter.store) });
+  app = createHttpApp({ ...t.deps, store: counter.store });
+  embedded = createHttpApp({ ...t.deps, store: withBindingCache(counter.store) });
 });
 afterAll(() => gh.stop());
 
@@ -244,7 +244,7 @@ describe("webhook ingest: DynamoDB round trips", () => {
     const body = push("octo/raced", 5151);
     // Another attempt commits between this one's read and its transaction.
     counter.onceAfter("get", async () => {
-      const other = await deliver(body, GLOBAL, id, createApp(t.deps));
+      const other = await deliver(body, GLOBAL, id, createHttpApp(t.deps));
       expect(other.body.status).toBe("accepted");
     });
     counter.reset();
@@ -275,7 +275,7 @@ describe("webhook ingest: DynamoDB round trips", () => {
 describe("webhook ingest: signature failures", () => {
   it("reads a sender's failure count only when a signature fails, and refuses a large body on the count alone, unread", async () => {
     const config = { ...t.deps.config, rateLimit: { ...t.deps.config.rateLimit, webhookFailures: 2 } };
-    const limited = createApp({ ...t.deps, config, store: counter.store });
+    const limited = createHttpApp({ ...t.deps, config, store: counter.store });
     const body = push("octo/shop", shop.id);
     for (let i = 0; i < 2; i++) expect((await deliver(body, "a-guess", randomUUID(), limited)).status).toBe(401);
     counter.reset();
@@ -350,7 +350,12 @@ describe("webhook ingest: exactly once", () => {
         },
       },
     };
-    const res = await deliver(push("octo/shop", shop.id), hookSecret("octo/shop"), randomUUID(), createApp(failing));
+    const res = await deliver(
+      push("octo/shop", shop.id),
+      hookSecret("octo/shop"),
+      randomUUID(),
+      createHttpApp(failing),
+    );
     expect(res.status).toBe(202);
     const [depId] = res.body.deployments as string[];
     const dep = await t.deps.store.get<DeploymentItem>(deploymentKey(depId as string));

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { QueueJobItem } from "../adapters/local/table-queue.ts";
 import { auditKeys } from "../audit/entity.ts";
 import { listDeployments } from "../deployments/service.ts";
-import { createApp } from "../http/app.ts";
+import { createHttpApp } from "../http/app.ts";
 import { type Delivery, postDelivery, randomSha, signDelivery } from "../testing/github-delivery.ts";
 import { makeApps } from "../testing/github-setup.ts";
 import { type TestClient, testClient } from "../testing/http.ts";
@@ -279,7 +279,7 @@ describe("POST /api/webhooks/github: signature", () => {
 
   it("answers 401 for a repository with no secret of its own when no global secret is configured", async () => {
     const config = { ...t.deps.config, github: { ...t.deps.config.github, webhookSecret: undefined } };
-    const app = createApp({ ...t.deps, config });
+    const app = createHttpApp({ ...t.deps, config });
     const raw = JSON.stringify(pushPayload("Octo/Shop", "main"));
     const id = randomUUID();
     const res = await app.request("/api/webhooks/github", {

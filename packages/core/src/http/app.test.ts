@@ -3,11 +3,11 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { Deps } from "../ports.ts";
 import { DynamoStore } from "../store/dynamo-store.ts";
 import { testDeps } from "../testing/deps.ts";
-import { createApp } from "./app.ts";
+import { createHttpApp } from "./app.ts";
 import type { RequestRecord } from "./middleware/request-log.ts";
 
 let deps: Deps;
-let app: ReturnType<typeof createApp>;
+let app: ReturnType<typeof createHttpApp>;
 const seen: RequestRecord[] = [];
 const logLines: string[] = [];
 
@@ -19,7 +19,7 @@ beforeAll(async () => {
     warn: () => {},
     error: (msg, fields) => logLines.push(JSON.stringify({ msg, ...fields })),
   };
-  app = createApp(deps, { onRequest: (r) => seen.push(r) });
+  app = createHttpApp(deps, { onRequest: (r) => seen.push(r) });
 });
 
 const expectProblem = async (res: Response, status: number) => {
@@ -50,7 +50,7 @@ describe("health", () => {
       }),
       "nowhere",
     );
-    const down = createApp({ ...deps, store: unreachable });
+    const down = createHttpApp({ ...deps, store: unreachable });
     const body = await expectProblem(await down.request("/health/ready"), 503);
     expect(body.detail).toMatch(/table/);
   });

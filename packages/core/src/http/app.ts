@@ -22,7 +22,7 @@ const CREDENTIAL_ROUTES = /^\/api\/auth\/(register|login|(github|oidc)\/(login|c
 /** Token refreshes: every open tab refreshes every 15 minutes, so they get a limit of their own. */
 const REFRESH_ROUTE = /^\/api\/auth\/refresh\/?$/;
 
-export interface AppOptions {
+export interface HttpAppOptions {
   /** Sees one record per request (method, path, status, duration): the `logs:all` stream. */
   onRequest?: (record: RequestRecord) => void;
 }
@@ -56,7 +56,7 @@ function requestLogStream(deps: Deps) {
  * with the same middleware, built on the first request that reaches it, so a
  * Lambda's import carries no route definitions; `ready()` builds them all now.
  */
-export function createApp(deps: Deps, opts: AppOptions = {}) {
+export function createHttpApp(deps: Deps, opts: HttpAppOptions = {}) {
   const assemble = assembler(deps, opts);
   const apps = new Map<RouteGroup, Promise<OpenAPIHono<AppEnv>>>();
   const appOf = (group: RouteGroup) => {
@@ -87,7 +87,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
 }
 
 /** Builds a group's app: the shared middleware (one instance of each, so rate windows and the log stream are shared), its routes, its 404/405. */
-function assembler(deps: Deps, opts: AppOptions) {
+function assembler(deps: Deps, opts: HttpAppOptions) {
   const requestStream = requestLogStream(deps);
   // GitHub's push payloads can be large (it caps them at 25 MB; API Gateway at 10 MB).
   const apiBody = limitBody(deps.config.bodyLimitBytes);
@@ -192,4 +192,4 @@ function describe(app: OpenAPIHono<AppEnv>, deps: Deps) {
   });
 }
 
-export type App = ReturnType<typeof createApp>;
+export type HttpApp = ReturnType<typeof createHttpApp>;

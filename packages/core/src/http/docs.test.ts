@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import { chromium } from "playwright-core";
 import { beforeAll, describe, expect, it } from "vitest";
 import { testDeps } from "../testing/deps.ts";
-import { type App, createApp } from "./app.ts";
+import { createHttpApp, type HttpApp } from "./app.ts";
 import { DOCS_CSP, docsRoutes } from "./docs.ts";
 import type { AppEnv } from "./env.ts";
 import { onError } from "./problem.ts";
@@ -11,9 +11,9 @@ import { onError } from "./problem.ts";
 /** Debian's Chromium (installed by .ci/run); the browser test is skipped without it. */
 const CHROMIUM = "/usr/bin/chromium";
 
-let app: App;
+let app: HttpApp;
 beforeAll(async () => {
-  app = createApp(await testDeps());
+  app = createHttpApp(await testDeps());
 });
 
 /** Collects the page's CSP violation reports (a string: the type checker here knows no DOM). */

@@ -1,7 +1,7 @@
 import { loadConfig } from "../config.ts";
 import { createLogger } from "../logger.ts";
 import type { Deps } from "../ports.ts";
-import { createApp } from "./app.ts";
+import { createHttpApp } from "./app.ts";
 
 /** A port the document never needs: any use of it throws, so a route that starts needing one is noticed. */
 function unavailable<T extends object>(port: string): T {
@@ -32,7 +32,7 @@ export async function servedOpenApiDocument(): Promise<unknown> {
     jwtKeys: unavailable("jwtKeys"),
     usage: unavailable("usage"),
   };
-  const res = await createApp(deps).request("/openapi.json");
+  const res = await createHttpApp(deps).request("/openapi.json");
   if (res.status !== 200) throw new Error(`GET /openapi.json answered ${res.status}: ${await res.text()}`);
   return res.json();
 }

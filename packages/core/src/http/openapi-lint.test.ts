@@ -1,12 +1,12 @@
 import { createConfig, lintFromString } from "@redocly/openapi-core";
 import { describe, expect, it } from "vitest";
 import { testDeps } from "../testing/deps.ts";
-import { createApp } from "./app.ts";
+import { createHttpApp } from "./app.ts";
 
 /** The published OpenAPI document passes Redocly's `recommended` ruleset with no errors. */
 describe("/openapi.json", () => {
   it("is clean under Redocly's recommended rules: every operation declares its security, servers are listed", async () => {
-    const app = createApp(await testDeps());
+    const app = createHttpApp(await testDeps());
     const res = await app.request("/openapi.json");
     expect(res.status).toBe(200);
     const source = await res.text();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { testDeps } from "../testing/deps.ts";
-import { createApp } from "./app.ts";
+import { createHttpApp } from "./app.ts";
 import { ALL_MODULES, groupOf, ROUTE_GROUPS, ROUTE_MODULES } from "./route-groups.ts";
 
 describe("route groups", () => {
@@ -32,7 +32,7 @@ describe("route groups", () => {
   });
 
   it("answer 405 from every module of a group, and the same paths whatever group was built first", async () => {
-    const app = createApp(await testDeps());
+    const app = createHttpApp(await testDeps());
     // Defined by the operate module; its group also holds the apps, deployments and webhooks modules.
     const logs = await app.request("/api/apps/a1/logs", { method: "DELETE" });
     expect(logs.status).toBe(405);
@@ -51,7 +51,7 @@ describe("route groups", () => {
   });
 
   it("answer twenty racing first requests to a group not built yet", async () => {
-    const app = createApp(await testDeps());
+    const app = createHttpApp(await testDeps());
     const answers = await Promise.all(Array.from({ length: 20 }, () => app.request("/health")));
     expect(answers.map((r) => r.status)).toEqual(Array(20).fill(200));
   });

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { queuedDeployments } from "../deployments/queued.ts";
-import { createApp } from "../http/app.ts";
+import { createHttpApp } from "../http/app.ts";
 import type { Store } from "../store/store.ts";
 import { postDelivery, pushEvent } from "../testing/github-delivery.ts";
 import { type TestClient, testClient } from "../testing/http.ts";
@@ -232,7 +232,7 @@ describe("deploy minutes", () => {
           };
         },
       });
-      const via = createApp({ ...t.deps, store });
+      const via = createHttpApp({ ...t.deps, store });
       const res = await deliverPush(push("octo/quota-race"), randomUUID(), via);
       expect(res.status, JSON.stringify(res.body)).toBe(202);
       expect(armed).toBe(false);

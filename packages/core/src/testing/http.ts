@@ -1,4 +1,4 @@
-import { createApp } from "../http/app.ts";
+import { createHttpApp } from "../http/app.ts";
 import type { Deps } from "../ports.ts";
 import { testDeps } from "./deps.ts";
 import { eventually } from "./workers.ts";
@@ -13,7 +13,7 @@ export interface CallOptions {
 
 export interface TestClient {
   deps: Deps;
-  app: ReturnType<typeof createApp>;
+  app: ReturnType<typeof createHttpApp>;
   call(method: string, path: string, opts?: CallOptions): Promise<Response>;
   json<T = Record<string, unknown>>(
     method: string,
@@ -31,7 +31,7 @@ export const STRONG_PASSWORD = "correct horse battery staple";
 /** The real app over a fresh table, called through `app.request()` with JSON bodies. Rate limits off unless given. */
 export async function testClient(env: Record<string, string> = {}): Promise<TestClient> {
   const deps = await testDeps({ HOIST_RATE_LIMIT_AUTH: "0", HOIST_RATE_LIMIT_API: "0", ...env });
-  const app = createApp(deps);
+  const app = createHttpApp(deps);
   const call: TestClient["call"] = (method, path, opts = {}) => {
     const headers: Record<string, string> = { ...opts.headers };
     let body: string | undefined;
