@@ -8,15 +8,9 @@ import { type Claimable, claimFirst, type DeliveryRef } from "./delivery-claim.t
 import type { AppHookItem, RepoSecretItem } from "./repo-entity.ts";
 import { type FailureWindow, refuseIfOver } from "./signature-failures.ts";
 import { authenticate, type DeliveryScope, secretRef } from "./webhook-auth.ts";
-import {
-  appsDeployingOn,
-  type Committed,
-  commitDelivery,
-  runOwnersInScope,
-  type Work,
-  workflowsPassed,
-} from "./webhook-deploys.ts";
+import { type Committed, commitDelivery, type Work } from "./webhook-deploys.ts";
 import { deliveryHeaders, type Plan, type PushPlan, parseBody, planEvent } from "./webhook-plan.ts";
+import { appsDeployingOn, runOwnersInScope, workflowsPassed } from "./webhook-scope.ts";
 
 /**
  * GitHub webhook deliveries (API.md § GitHub, DESIGN.md § Deploy flow step 1).
@@ -25,7 +19,7 @@ import { deliveryHeaders, type Plan, type PushPlan, parseBody, planEvent } from 
  *    hook), then the signature is verified and the headers and payload
  *    validated (a failed signature reads the sender's failure count: past
  *    it, 429);
- * 2. the query for the apps on the repository's branch (and, only where a plan
+ * 2. the query for the apps on the repository's branch (webhook-scope.ts; and, only where a plan
  *    limits deploy minutes, one BatchGetItem of their owners' plans and usage);
  * 3. one TransactWriteItems: the claim, the deployments with their queued
  *    markers, the audit entries, and (embedded) their jobs
