@@ -32,3 +32,12 @@ export function createLogger(
   };
   return { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
 }
+
+/** A logger that adds `fields` to each of its lines (a request's id, say); a line's own fields win. */
+export function withFields(logger: Logger, fields: Record<string, unknown>): Logger {
+  const add =
+    (log: Logger[keyof Logger]) =>
+    (msg: string, more?: Record<string, unknown>): void =>
+      log.call(logger, msg, { ...fields, ...more });
+  return { debug: add(logger.debug), info: add(logger.info), warn: add(logger.warn), error: add(logger.error) };
+}

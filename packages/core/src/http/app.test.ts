@@ -50,9 +50,14 @@ describe("health", () => {
       }),
       "nowhere",
     );
-    const down = createHttpApp({ ...deps, store: unreachable });
-    const body = await expectProblem(await down.request("/health/ready"), 503);
+    const warned: Record<string, unknown>[] = [];
+    const logger = { ...deps.logger, warn: (msg: string, fields?: object) => warned.push({ msg, ...fields }) };
+    const down = createHttpApp({ ...deps, store: unreachable, logger });
+    const res = await down.request("/health/ready", { headers: { "X-Request-Id": "ready-probe-1" } });
+    const body = await expectProblem(res, 503);
     expect(body.detail).toMatch(/table/);
+    // A route's own log line carries the request's id, which it did not pass.
+    expect(warned).toEqual([expect.objectContaining({ msg: "readiness check failed", requestId: "ready-probe-1" })]);
   });
 });
 

@@ -4,6 +4,7 @@ import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { startAuthentication } from "../auth/middleware.ts";
+import { withFields } from "../logger.ts";
 import type { Deps } from "../ports.ts";
 import { publish, subscribers } from "../realtime/publish.ts";
 import { docsRoutes } from "./docs.ts";
@@ -106,7 +107,8 @@ function assembler(deps: Deps, opts: HttpAppOptions) {
       requestId({ headerName: "X-Request-Id" }),
       async (c, next) => {
         c.set("deps", deps);
-        c.set("logger", deps.logger);
+        // Every line a request logs carries its id.
+        c.set("logger", withFields(deps.logger, { requestId: c.get("requestId") }));
         await next();
       },
       requestLog(async (record) => {

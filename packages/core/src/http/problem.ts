@@ -69,7 +69,7 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
     const detail = status === 400 && /JSON/i.test(err.message) ? "Malformed JSON in request body" : err.message;
     return problem(c, status, detail || titles[status] || "Error", { code: status === 400 ? "validation" : undefined });
   }
-  c.var.logger.error("unhandled error", { requestId: c.get("requestId"), path: c.req.path, error: err });
+  c.var.logger.error("unhandled error", { path: c.req.path, error: err });
   return problem(c, 500, "Something went wrong on our side; the request id identifies it in our logs", {
     code: "internal",
   });
