@@ -11,12 +11,14 @@ import { fetchApi } from "@hoist/core/testing/fetch-api";
 import { startTestSshServer } from "@hoist/core/testing/ssh-server";
 import WebSocket from "ws";
 import { type Bench, type Json, startBench } from "./deploys.ts";
-import { mb, ms, removeDir, rssKb, type Suite, sleep, startHoist, type Table } from "./lib.ts";
+import { mb, median, ms, removeDir, rssKb, type Suite, sleep, startHoist, type Table } from "./lib.ts";
 
 const BURST_LINES = 50_000;
 const BIG_LINES = 25_000;
 const BIG_LINE_CHARS = 16_000;
 const MEMORY_GOAL_MB = 64;
+/** Runs of the memory scenario with the default heap. */
+const MEMORY_RUNS = 3;
 const RATE_GOAL = 5000;
 
 type Line = { seq: number; ts: number; stream: string; line: string };
@@ -143,10 +145,22 @@ export const logs: Suite = {
 
       // ───────── (b) memory under 400 MB of output, in a real `npm start` ─────────
       ctx.log(`(b) ${BIG_LINES} lines of ${BIG_LINE_CHARS} characters into \`npm start\`…`);
-      memRows.push(...(await bigLines(ctx.log, "default heap")));
+      // RSS growth swings with when V8 collects (37–64 MB across runs of one build): three runs, each said.
+      const growths: number[] = [];
+      for (let run = 1; run <= MEMORY_RUNS; run++) {
+        const { rows: runRows, growthMb } = await bigLines(ctx.log, `default heap, run ${run}/${MEMORY_RUNS}`);
+        growths.push(growthMb);
+        // After the first run's detail, each run's status, growth and what its subscriber got.
+        memRows.push(...runRows.filter((r, i) => run === 1 || i < 2 || String(r[0]).includes("subscriber")));
+      }
+      const worst = Math.max(...growths);
+      memRows.push([
+        `default heap, ${MEMORY_RUNS} runs: RSS growth median / max`,
+        `${median(growths).toFixed(1)} / ${worst.toFixed(1)} MB (goal ≤ ${MEMORY_GOAL_MB} in every run: ${worst <= MEMORY_GOAL_MB ? "✓" : "✗"})`,
+      ]);
       // The same with V8's old space capped: what Hoist holds, apart from garbage not collected yet.
       memRows.push(
-        ...(await bigLines(ctx.log, "--max-old-space-size=96", { NODE_OPTIONS: "--max-old-space-size=96" })),
+        ...(await bigLines(ctx.log, "--max-old-space-size=96", { NODE_OPTIONS: "--max-old-space-size=96" })).rows,
       );
     } finally {
       ctx.log("stopping the SSH server and the runtime…");
@@ -184,7 +198,7 @@ async function bigLines(
   log: (m: string) => void,
   label: string,
   env: Record<string, string> = {},
-): Promise<(string | number)[][]> {
+): Promise<{ rows: (string | number)[][]; growthMb: number }> {
   const hoist = await startHoist({ env });
   const ssh = await startTestSshServer();
   try {
@@ -252,7 +266,7 @@ async function bigLines(
       ).items;
     const marker = [...page.items, ...lastPage].find((l) => l.line.startsWith("[log truncated"));
     const growthMb = ((peak - baseline) * 1024) / 1e6;
-    return [
+    const rows = [
       [`${label}: status`, status],
       ["  Hoist RSS growth while it ran (peak − before)", `${growthMb.toFixed(1)} MB (goal ≤ ${MEMORY_GOAL_MB})`],
       ["  Hoist RSS before / peak", `${mb(baseline)} / ${mb(peak)} MiB`],
@@ -269,6 +283,7 @@ async function bigLines(
         `${follower.stdout} / ${follower.inOrder() ? "yes" : "NO"} / ${follower.bad}`,
       ],
     ];
+    return { rows, growthMb };
   } finally {
     await ssh.stop().catch(() => undefined);
     await hoist.stop();
