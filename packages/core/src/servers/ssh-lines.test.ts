@@ -48,4 +48,16 @@ describe("LineSplitter", () => {
     const bytes = Buffer.from("🚀🚀\n");
     expect(split(bytes, [1, 2, 3, 5, 6, 7])).toEqual(["🚀🚀"]);
   });
+
+  it("counts bytes that are not UTF-8 as the replacement characters they become, cut or not", () => {
+    const bytes = Buffer.concat([
+      Buffer.from("abc"),
+      Buffer.from([0xff]),
+      Buffer.from("\nabcd"),
+      Buffer.from([0xe2, 0x98]),
+      Buffer.from("\n"),
+    ]);
+    for (const cuts of [[], [3], [4], everyCut(bytes.length)])
+      expect(split(bytes, cuts, 4), `cuts ${cuts}`).toEqual(["abc\uFFFD", `abcd${LINE_TRUNCATED_MARKER}`]);
+  });
 });
