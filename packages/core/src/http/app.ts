@@ -7,7 +7,6 @@ import { startAuthentication } from "../auth/middleware.ts";
 import { withFields } from "../logger.ts";
 import type { Deps } from "../ports.ts";
 import { publish, subscribers } from "../realtime/publish.ts";
-import { docsRoutes } from "./docs.ts";
 import type { AppEnv } from "./env.ts";
 import { limitBody, requireJsonBody } from "./middleware/json-body.ts";
 import { rejectUnknownQuery } from "./middleware/known-query.ts";
@@ -149,7 +148,6 @@ function assembler(deps: Deps, opts: HttpAppOptions) {
     });
 
     for (const moduleRoutes of routes) app.route("/", moduleRoutes);
-    if (group === "/docs") app.route("/", docsRoutes());
     if (group === "/openapi.json") describe(app, deps);
 
     const allowed = allowedMethods(app.routes);

@@ -49,7 +49,7 @@ export class LineSplitter {
     // Decoded without a multi-byte character still cut off at the end (StringDecoder keeps it back).
     const text = new StringDecoder("utf8").write(this.bytes());
     if (text.length <= this.maxLineChars) return;
-    this.emit(text.slice(0, this.maxLineChars) + LINE_TRUNCATED_MARKER);
+    this.emit(this.cut(text));
     this.clear();
     this.dropping = true;
   }
@@ -64,7 +64,11 @@ export class LineSplitter {
     this.clear();
     const line = bytes.toString("utf8", 0, end);
     // Bytes that end the line mid-character decode as replacement characters only now: they count too.
-    this.emit(line.length > this.maxLineChars ? line.slice(0, this.maxLineChars) + LINE_TRUNCATED_MARKER : line);
+    this.emit(line.length > this.maxLineChars ? this.cut(line) : line);
+  }
+
+  private cut(text: string): string {
+    return text.slice(0, this.maxLineChars) + LINE_TRUNCATED_MARKER;
   }
 
   /** The line so far as one buffer (joined, and kept joined, only when it came in more than one chunk). */
