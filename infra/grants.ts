@@ -1,7 +1,10 @@
+import { Stack } from "aws-cdk-lib";
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import { Grant, type IGrantable } from "aws-cdk-lib/aws-iam";
 import type { IKey } from "aws-cdk-lib/aws-kms";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
+import { Config as SsmPaths } from "sst/config.js";
+import type { Config } from "sst/constructs";
 import { suppressScopedWildcard } from "./nag.ts";
 
 /**
@@ -29,6 +32,26 @@ export function allowTableReadWrite(grantee: IGrantable, table: ITable): Grant {
   });
   suppressScopedWildcard(grantee, "tableIndexes");
   return grant;
+}
+
+/**
+ * Reading SST secrets that are not bound (their values are fetched when first
+ * needed): what binding grants, `ssm:GetParameters` on each one's stage
+ * parameter and its app-wide fallback. SecureStrings under the account's
+ * `aws/ssm` key need no KMS grant.
+ */
+export function allowReadSecrets(grantee: IGrantable, secrets: Config.Secret[]): Grant {
+  const stack = Stack.of(secrets[0] as Config.Secret);
+  const arn = (path: string) =>
+    stack.formatArn({ service: "ssm", resource: "parameter", resourceName: path.replace(/^\//, "") });
+  return Grant.addToPrincipal({
+    grantee,
+    actions: ["ssm:GetParameters"],
+    resourceArns: secrets.flatMap((s) => [
+      arn(SsmPaths.pathFor({ id: s.name, type: "Secret", prop: "value" })),
+      arn(SsmPaths.pathFor({ id: s.name, type: "Secret", prop: "value", fallback: true })),
+    ]),
+  });
 }
 
 /** Envelope encryption (GenerateDataKey) and decryption with the stage's key. */

@@ -32,6 +32,25 @@ export function suppressSstCustomResourceHandler(handler: IConstruct): void {
   );
 }
 
+/**
+ * A function with `prefetchSecrets`: SST attaches to its stack's custom-resource
+ * handler a policy that reads the stage's SST parameters at deploy, to write the
+ * function's bound secrets into its environment.
+ */
+export function suppressSecretPrefetcher(fn: IConstruct): void {
+  const policy = fn.node.tryFindChild("SecretPrefetcherPolicy");
+  if (!policy) return;
+  NagSuppressions.addResourceSuppressions(policy, [
+    {
+      id: "AwsSolutions-IAM5",
+      reason:
+        "SST's secret prefetcher (its stack custom-resource handler, run at deploy only) reads the stage's and the " +
+        "app's fallback SST parameters by prefix, as SST builds it; the function itself reads none.",
+      appliesTo: [{ regex: "/^Resource::arn:<AWS::Partition>:ssm:.+:parameter\\/sst\\/.+\\/\\*$/" }],
+    },
+  ]);
+}
+
 /** Our functions run nodejs22.x. */
 export function suppressRuntimeFinding(fn: IConstruct): void {
   NagSuppressions.addResourceSuppressions(fn, [

@@ -395,17 +395,40 @@ describe("functions", () => {
         .map((k) => k.replace("SST_Secret_value_", ""))
         .sort();
     const f = fns();
-    expect(secrets(f.http)).toEqual([
-      "GITHUB_CLIENT_SECRET",
-      "GITHUB_WEBHOOK_SECRET",
-      "JWT_PRIVATE_KEY",
-      "OIDC_CLIENT_ID",
-      "OIDC_CLIENT_SECRET",
-      "OIDC_ISSUER",
-    ]);
+    expect(secrets(f.http)).toEqual(["GITHUB_CLIENT_SECRET", "GITHUB_WEBHOOK_SECRET", "JWT_PRIVATE_KEY"]);
     expect(secrets(f.ws)).toEqual(["JWT_PRIVATE_KEY"]);
     expect(secrets(f.worker)).toEqual([]);
     expect(secrets(f.autoStop)).toEqual([]);
+  });
+
+  it("have their bound secrets written into their environment at deploy (http, ws), not fetched at each cold start", () => {
+    const prefetched = (t: Template) =>
+      resources(t, "Custom::SecretPrefetcher").map(([, r]) => JSON.stringify(r.Properties.functionName));
+    const ref = (t: Template, prefix: string) => JSON.stringify({ Ref: lambda(t, prefix)[0] });
+    expect(prefetched(built.api)).toEqual([ref(built.api, "Http")]);
+    expect(prefetched(built.realtime)).toEqual([ref(built.realtime, "Ws")]);
+    expect(prefetched(built.jobs)).toEqual([]);
+    expect(prefetched(built.schedules)).toEqual([]);
+  });
+
+  it("http may read the optional OpenID Connect secrets, which it fetches on first use, and no other parameter", () => {
+    const param = (path: string) => ({
+      "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, `:ssm:${REGION}:${ACCOUNT}:parameter${path}`]],
+    });
+    const ssmReads = (fn: Resource, t: Template) =>
+      statementsOf(t, fn).filter((s) => actions(s).some((a) => a.startsWith("ssm:")));
+    const f = fns();
+    const oidc = ssmReads(f.http, built.api).find((s) => JSON.stringify(s.Resource).includes("/Secret/OIDC_ISSUER/"));
+    expect(oidc).toEqual({
+      Action: "ssm:GetParameters",
+      Effect: "Allow",
+      Resource: ["OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"].flatMap((name) => [
+        param(`/sst/hoist/test/Secret/${name}/value`),
+        param(`/sst/hoist/.fallback/Secret/${name}/value`),
+      ]),
+    });
+    const paths = ssmReads(f.http, built.api).flatMap((s) => resourceList(s).map((r) => JSON.stringify(r)));
+    expect(paths.every((p) => /\/sst\/hoist\/(test|\.fallback)\/Secret\/[A-Z_]+\/value/.test(p))).toBe(true);
   });
 });
 

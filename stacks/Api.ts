@@ -1,5 +1,5 @@
 import { Api as HttpApi, type StackContext, use } from "sst/constructs";
-import { allowEncryptDecrypt, allowSendMessage, allowTableReadWrite } from "../infra/grants.ts";
+import { allowEncryptDecrypt, allowReadSecrets, allowSendMessage, allowTableReadWrite } from "../infra/grants.ts";
 import { suppressRouteAuthorization } from "../infra/nag.ts";
 import { Data } from "./Data.ts";
 import { hoistFunction } from "./function.ts";
@@ -31,15 +31,13 @@ export function Api({ stack }: StackContext) {
       // The live log page connects its browser here (the embedded runtime serves /ws on the same origin).
       HOIST_PUBLIC_WS_URL: realtime.url,
     },
-    bind: [
-      secrets.jwtPrivateKey,
-      secrets.githubClientSecret,
-      secrets.githubWebhookSecret,
-      secrets.oidcIssuer,
-      secrets.oidcClientId,
-      secrets.oidcClientSecret,
-    ],
+    bind: [secrets.jwtPrivateKey, secrets.githubClientSecret, secrets.githubWebhookSecret],
+    // Written into the environment at deploy (SST's prefetcher): no SSM round trip, and no SSM throttling when
+    // many instances start at once. A changed secret takes effect with the next `sst deploy`.
+    prefetchSecrets: true,
   });
+  // OpenID Connect's secrets are optional, which a prefetched binding cannot be: read on first use instead.
+  allowReadSecrets(http, [secrets.oidcIssuer, secrets.oidcClientId, secrets.oidcClientSecret]);
   allowTableReadWrite(http, table);
   allowSendMessage(http, queue);
   allowEncryptDecrypt(http, key);

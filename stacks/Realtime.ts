@@ -28,8 +28,9 @@ export function Realtime({ app, stack }: StackContext) {
     timeout: "10 seconds",
     memorySize: "512 MB",
     environment: { HOIST_TABLE_NAME: table.tableName, HOIST_QUEUE_URL: deployQueue.queueUrl },
-    // $connect verifies the user's token.
+    // $connect verifies the user's token; the key is written into the environment at deploy (stacks/Api.ts).
     bind: [secrets.jwtPrivateKey],
+    prefetchSecrets: true,
   });
   allowTableReadWrite(ws, table);
   allowSendMessage(ws, deployQueue);

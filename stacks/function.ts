@@ -1,6 +1,6 @@
 import { type FunctionProps, Function as SSTFunction, type Stack } from "sst/constructs";
 import { FunctionIdentity } from "../infra/function-identity.ts";
-import { suppressRuntimeFinding } from "../infra/nag.ts";
+import { suppressRuntimeFinding, suppressSecretPrefetcher } from "../infra/nag.ts";
 import { removalPolicyFor } from "../infra/stage.ts";
 
 export interface HoistFunctionProps extends Omit<FunctionProps, "role" | "logGroup"> {
@@ -19,5 +19,6 @@ export function hoistFunction(stack: Stack, id: string, props: HoistFunctionProp
   });
   const fn = new SSTFunction(stack, id, { ...props, role: identity.role, logGroup: identity.logGroup });
   suppressRuntimeFinding(fn);
+  suppressSecretPrefetcher(fn);
   return fn;
 }

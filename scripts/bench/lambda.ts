@@ -12,8 +12,7 @@
  *
  * No request leaves the machine: AWS_ENDPOINT_URL points every SDK client at a
  * loopback fake that records what is called at import (and answers SSM
- * GetParameters, which `sst/node/config` sends for secrets bound as
- * `__FETCH_FROM_SSM__`).
+ * GetParameters, sent for secrets bound as `__FETCH_FROM_SSM__`).
  */
 import { spawn } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
@@ -95,10 +94,14 @@ const LAMBDA_ENV: Record<string, string> = {
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
 };
 
-/** SST v2 Config.Secret names (stacks/Data.ts) and which function binds which (`bind:` in stacks/). */
-const SECRETS = ["JWT_PRIVATE_KEY", "GITHUB_CLIENT_SECRET", "GITHUB_WEBHOOK_SECRET"];
+/**
+ * The SST v2 secrets each function binds (`bind:` in stacks/), all of them
+ * prefetched (`prefetchSecrets`: written into the environment at deploy). The
+ * http function's optional OpenID Connect secrets are not bound: it reads them
+ * on the first sign-in with the provider (aws-deps.ts), never at import.
+ */
 const BOUND: Record<string, string[]> = {
-  http: SECRETS, // stacks/Api.ts
+  http: ["JWT_PRIVATE_KEY", "GITHUB_CLIENT_SECRET", "GITHUB_WEBHOOK_SECRET"], // stacks/Api.ts
   ws: ["JWT_PRIVATE_KEY"], // stacks/Realtime.ts
   "deploy-worker": [], // stacks/Jobs.ts
   "auto-stop": [], // stacks/Schedules.ts
@@ -114,22 +117,29 @@ interface Scenario {
   id: string;
   label: string;
   env(fn: string): Record<string, string>;
+  /** Whether the import goal judges this environment (not: a transient one). */
+  judged: boolean;
 }
 
 const SCENARIOS: Scenario[] = [
-  { id: "brief", label: "HOIST_*/AWS_* only, no SST_*", env: () => ({}) },
+  { id: "brief", label: "HOIST_*/AWS_* only, no SST_*", env: () => ({}), judged: true },
   {
-    id: "resolved",
-    label: "SST env, 3 secrets as values",
-    env: () => ({ ...SST_ENV, ...Object.fromEntries(SECRETS.map((s) => [`SST_Secret_value_${s}`, secretValue(s)])) }),
+    id: "deployed",
+    label: "SST env as deployed (prefetched)",
+    env: (fn) => ({
+      ...SST_ENV,
+      ...Object.fromEntries((BOUND[fn] ?? []).map((s) => [`SST_Secret_value_${s}`, secretValue(s)])),
+    }),
+    judged: true,
   },
   {
-    id: "bound",
-    label: "SST env as bound (SSM fetch)",
+    id: "unfetched",
+    label: "SST env before prefetch (SSM)",
     env: (fn) => ({
       ...SST_ENV,
       ...Object.fromEntries((BOUND[fn] ?? []).map((s) => [`SST_Secret_value_${s}`, "__FETCH_FROM_SSM__"])),
     }),
+    judged: false,
   },
 ];
 
@@ -551,7 +561,11 @@ export const lambda: Suite = {
         result,
         ms(med),
         ms(Math.max(...times)),
-        failed.length ? "–" : mark(med <= IMPORT_TARGET_MS),
+        failed.length
+          ? "–"
+          : SCENARIOS.find((s) => s.id === scenario)?.judged
+            ? mark(med <= IMPORT_TARGET_MS)
+            : "(not)",
         ms(median(runs.map((r) => r.cpuMs ?? Number.NaN).filter(Number.isFinite))),
         ms(median(runs.map((r) => r.processMs))),
         firstRequest(fn, runs),
@@ -594,8 +608,10 @@ export const lambda: Suite = {
         ),
         "Every environment = the stacks' HOIST_*/AWS_* variables + AWS_ENDPOINT_URL → loopback fake (records calls).",
         "  HOIST_*/AWS_* only: exactly those variables. SST env: + SST_APP/SST_STAGE/SST_SSM_PREFIX and",
-        "  SST_Secret_value_<NAME>: all three as plain values (as if bound and prefetched), or only the ones",
-        "  stacks/ binds to that function, as `__FETCH_FROM_SSM__` (what a deployed function gets by default).",
+        "  SST_Secret_value_<NAME> for the secrets stacks/ binds to that function: as deployed, their values (stacks/",
+        "  prefetch them: SST writes them into the environment at deploy); before prefetch, `__FETCH_FROM_SSM__`, read",
+        "  from SSM at import: what a function sees in the seconds between a deploy updating it and SST's prefetcher",
+        "  (and what every cold start did before prefetching). Not judged: it is transient.",
         ...traceFailures,
         ...errors.map((e, i) => `[${i + 1}] ${e}`),
         ...stderrLines,

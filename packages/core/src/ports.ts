@@ -91,6 +91,11 @@ export interface Deps {
   keyVault: KeyVault;
   /** Runs scripts on users' servers over SSH (the same ssh2 adapter in both runtimes). */
   executor: Executor;
+  /**
+   * Where the OpenID Connect provider's settings are secrets read on first use (on AWS, from SSM:
+   * only sign-in with the provider needs them, so no cold start waits on them); absent, `config.oidc`.
+   */
+  oidcSettings?: () => Promise<Config["oidc"]>;
   /** JWT signing and verification keys (a data-dir file embedded, an SST secret on AWS). */
   jwtKeys: JwtKeySet;
   /**

@@ -1,6 +1,6 @@
 import { GetParametersCommand } from "@aws-sdk/client-ssm";
 import { describe, expect, it } from "vitest";
-import { loadSecrets } from "./secrets.ts";
+import { loadSecrets, readSecrets } from "./secrets.ts";
 
 /** An SSM stand-in holding parameters by path; records the paths asked for. */
 function ssm(parameters: Record<string, string>) {
@@ -56,19 +56,33 @@ describe("loadSecrets", () => {
     ).rejects.toThrow("JWT_PRIVATE_KEY");
   });
 
-  it("leaves a bound optional secret nobody set undefined", async () => {
-    const bound = { ...env, SST_Secret_value_OIDC_CLIENT_SECRET: "__FETCH_FROM_SSM__" };
-    const client = ssm({});
-    const values = await loadSecrets(["OIDC_CLIENT_SECRET"], bound, client as never, {
-      optional: ["OIDC_CLIENT_SECRET"],
-    });
-    expect(values).toEqual({ OIDC_CLIENT_SECRET: undefined });
-    expect(client.asked).toHaveLength(2);
-  });
-
   it("asks SSM nothing when nothing is bound", async () => {
     const client = ssm({});
     expect(await loadSecrets(["X"], env, client as never)).toEqual({ X: undefined });
     expect(client.asked).toEqual([]);
+  });
+});
+
+describe("readSecrets", () => {
+  it("reads from the stage path, then the fallback, whatever the environment holds", async () => {
+    const client = ssm({ "/sst/hoist/prod/Secret/A/value": "a", "/sst/hoist/.fallback/Secret/B/value": "b" });
+    const values = await readSecrets(["A", "B"], { ...env, SST_Secret_value_A: "ignored" }, client as never);
+    expect(values).toEqual({ A: "a", B: "b" });
+    expect(client.asked).toEqual([
+      ["/sst/hoist/prod/Secret/A/value", "/sst/hoist/prod/Secret/B/value"],
+      ["/sst/hoist/.fallback/Secret/B/value"],
+    ]);
+  });
+
+  it("leaves an optional secret nobody set undefined, and names a required one", async () => {
+    const client = ssm({});
+    const values = await readSecrets(["OIDC_CLIENT_SECRET"], env, client as never, {
+      optional: ["OIDC_CLIENT_SECRET"],
+    });
+    expect(values).toEqual({ OIDC_CLIENT_SECRET: undefined });
+    expect(client.asked).toHaveLength(2);
+    await expect(readSecrets(["OIDC_ISSUER", "X"], env, ssm({}) as never, { optional: ["X"] })).rejects.toThrow(
+      /stage prod: OIDC_ISSUER \(/,
+    );
   });
 });

@@ -4,18 +4,16 @@ const FETCH = "__FETCH_FROM_SSM__";
 
 /**
  * SST v2 secrets bound to this function. SST sets `SST_Secret_value_<NAME>`
- * to the value (prefetched) or to a marker meaning "read it from SSM at
- * `<SST_SSM_PREFIX>Secret/<NAME>/value`, else the app-wide fallback". This is
- * what `sst/node/config` does, without bundling its older AWS SDK copy.
- * Unbound names are simply absent, and so are bound `optional` ones nobody
- * set (a feature the stage does not use). The SSM client is loaded only when
- * a secret is to be fetched (its own chunk: the worker functions bind none).
+ * to the value (prefetched: `prefetchSecrets` in stacks/) or to a marker
+ * meaning "read it from SSM" (readSecrets): what `sst/node/config` does,
+ * without bundling its older AWS SDK copy. A prefetched function still sees
+ * markers in the moments between a deploy updating it and SST's prefetcher
+ * writing the values. Unbound names are simply absent.
  */
 export async function loadSecrets(
   names: string[],
   env: Record<string, string | undefined> = process.env,
   client?: Pick<SSMClient, "send">,
-  opts: { optional?: string[] } = {},
 ): Promise<Record<string, string | undefined>> {
   const values: Record<string, string | undefined> = {};
   const fetch: string[] = [];
@@ -25,6 +23,21 @@ export async function loadSecrets(
     else values[name] = value;
   }
   if (fetch.length === 0) return values;
+  return { ...values, ...(await readSecrets(fetch, env, client)) };
+}
+
+/**
+ * SST v2 secrets read from SSM: `<SST_SSM_PREFIX>Secret/<NAME>/value`, else
+ * the app-wide fallback. One not set anywhere throws, unless `optional`
+ * (then undefined). The SSM client is loaded only here (its own chunk).
+ */
+export async function readSecrets(
+  names: string[],
+  env: Record<string, string | undefined> = process.env,
+  client?: Pick<SSMClient, "send">,
+  opts: { optional?: string[] } = {},
+): Promise<Record<string, string | undefined>> {
+  const values: Record<string, string | undefined> = {};
   const { GetParametersCommand, SSMClient } = await import("./ssm.ts");
   const ssm = client ?? new SSMClient({});
 
@@ -33,7 +46,7 @@ export async function loadSecrets(
     fallback: (n: string) => `/sst/${env.SST_APP}/.fallback/Secret/${n}/value`,
   };
   for (const path of [paths.stage, paths.fallback]) {
-    const wanted = fetch.filter((n) => values[n] === undefined);
+    const wanted = names.filter((n) => values[n] === undefined);
     if (wanted.length === 0) break;
     const out = await ssm.send(new GetParametersCommand({ Names: wanted.map(path), WithDecryption: true }));
     for (const p of out.Parameters ?? []) {
@@ -41,11 +54,11 @@ export async function loadSecrets(
       if (name) values[name] = p.Value;
     }
   }
-  const missing = fetch.filter((n) => values[n] === undefined && !opts.optional?.includes(n));
+  const missing = names.filter((n) => values[n] === undefined && !opts.optional?.includes(n));
   if (missing.length > 0) {
     throw new Error(
       `Secrets not set for stage ${env.SST_STAGE}: ${missing.join(", ")} (npx sst secrets set <NAME> <value>)`,
     );
   }
-  return values;
+  return Object.fromEntries(names.map((n) => [n, values[n]]));
 }

@@ -13,7 +13,7 @@ import {
   s256,
   takeOAuthState,
 } from "./oauth-state.ts";
-import { type OidcIdentity, oidcClient } from "./oidc.ts";
+import { type OidcIdentity, oidcClient, oidcSettings } from "./oidc.ts";
 import { type Caller, newUserItem, type Session, signUpExternal, startSession } from "./service.ts";
 
 /**
@@ -25,7 +25,8 @@ import { type Caller, newUserItem, type Session, signUpExternal, startSession } 
 type GuardItem = Key & { entity: "guard"; userId: string };
 
 const trimSlash = (url: string) => url.replace(/\/+$/, "");
-const displayName = (deps: Pick<Deps, "config">) => deps.config.oidc?.name ?? "OpenID Connect";
+const displayName = async (deps: Pick<Deps, "config" | "oidcSettings">) =>
+  (await oidcSettings(deps))?.name ?? "OpenID Connect";
 
 /** Stores a fresh state (PKCE verifier, nonce, browser binding) and answers the provider's authorize URL. */
 export async function startOidcAuth(
@@ -34,7 +35,7 @@ export async function startOidcAuth(
   requestOrigin: string,
   now = Date.now(),
 ): Promise<{ authorizeUrl: string; browserNonce: string }> {
-  const client = oidcClient(deps.config);
+  const client = oidcClient(await oidcSettings(deps));
   await client.metadata(); // A provider that cannot be discovered fails here, before any state is stored.
   const redirectUri = oauthCallbackUrl(deps.config, requestOrigin, "oidc");
   const { state, codeVerifier, nonce, browserNonce } = await putOAuthState(deps, "oidc", flow, redirectUri, now);
@@ -57,7 +58,7 @@ export async function completeOidcAuth(
   caller: Caller,
   now = Date.now(),
 ): Promise<OAuthOutcome> {
-  const client = oidcClient(deps.config);
+  const client = oidcClient(await oidcSettings(deps));
   const flow = await takeOAuthState(deps, "oidc", input, caller, now);
   if (input.error || !input.code) {
     const detail =
@@ -107,7 +108,7 @@ export async function completeOidcAuth(
 
 /** The identity is linked already: sign that account in. */
 async function signIn(deps: Deps, userId: string, identity: OidcIdentity, caller: Caller): Promise<Session> {
-  const name = displayName(deps);
+  const name = await displayName(deps);
   const user = await deps.store.get<UserItem>(userKeys.user(userId), { consistent: true });
   if (!user) throw new ConflictError(`The account linked to this ${name} account no longer exists`);
   if (user.disabled) throw new ForbiddenError("This account is disabled");
@@ -122,7 +123,7 @@ async function signIn(deps: Deps, userId: string, identity: OidcIdentity, caller
  * says nothing about it is trusted: the operator chose it); one registered already is refused.
  */
 async function signUp(deps: Deps, identity: OidcIdentity, caller: Caller): Promise<Session> {
-  const name = displayName(deps);
+  const name = await displayName(deps);
   const email = identity.email;
   if (!email || identity.emailVerified === false || !Email.safeParse(email).success) {
     throw new HoistError(
@@ -167,7 +168,7 @@ export function* usernameCandidates(identity: Pick<OidcIdentity, "preferredUsern
 
 /** Links the identity to the account that started the flow: guard, user and audit entry in one transaction. */
 async function linkOidc(deps: Deps, userId: string | undefined, identity: OidcIdentity, caller: Caller): Promise<User> {
-  const name = displayName(deps);
+  const name = await displayName(deps);
   const user = userId ? await deps.store.get<UserItem>(userKeys.user(userId), { consistent: true }) : undefined;
   if (!user) throw new UnauthorizedError("The account that started linking no longer exists");
   if (user.disabled) throw new ForbiddenError("This account is disabled");
@@ -212,7 +213,7 @@ async function linkOidc(deps: Deps, userId: string | undefined, identity: OidcId
  * no GitHub account linked).
  */
 export async function unlinkOidc(deps: Deps, user: UserItem, caller: Caller): Promise<User> {
-  const name = displayName(deps);
+  const name = await displayName(deps);
   const { oidcIssuer: issuer, oidcSubject: subject } = user;
   if (!issuer || !subject) throw new ConflictError(`No ${name} account is linked to this account`);
   if (!user.passwordHash && !user.githubId) {

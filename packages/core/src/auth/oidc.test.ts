@@ -32,7 +32,7 @@ let first: Session;
 /** A Hoist app pointed at the provider, its OIDC client using the provider's (tamperable) fetch. */
 async function hoistFor(env: Record<string, string> = {}): Promise<TestClient> {
   const client = await testClient({ ...op.env(), ...env });
-  oidcClient(client.deps.config, () => OidcClient.fromConfig(client.deps.config, { fetch: op.fetch }));
+  oidcClient(client.deps.config.oidc, () => OidcClient.fromSettings(client.deps.config.oidc, { fetch: op.fetch }));
   return client;
 }
 

@@ -2,6 +2,7 @@ import { createRemoteJWKSet, customFetch, errors, type JWTPayload, jwtVerify } f
 import { z } from "zod";
 import type { Config } from "../config.ts";
 import { HoistError } from "../errors.ts";
+import type { Deps } from "../ports.ts";
 
 /**
  * An OpenID Connect relying party for one provider (HOIST_OIDC_*): discovery
@@ -94,10 +95,13 @@ export class OidcClient {
     this.fetch = opts.fetch ?? fetch;
   }
 
-  /** The configured provider's client; 503 when HOIST_OIDC_* is not set. */
-  static fromConfig(config: Config, opts: Pick<OidcClientOptions, "fetch" | "timeoutMs"> = {}): OidcClient {
-    if (!config.oidc) throw new HoistError(503, "not_configured", "OpenID Connect sign-in is not configured");
-    return new OidcClient({ ...config.oidc, ...opts });
+  /** The configured provider's client; 503 when its settings (HOIST_OIDC_*) are not set. */
+  static fromSettings(
+    settings: OidcSettings | undefined,
+    opts: Pick<OidcClientOptions, "fetch" | "timeoutMs"> = {},
+  ): OidcClient {
+    if (!settings) throw new HoistError(503, "not_configured", "OpenID Connect sign-in is not configured");
+    return new OidcClient({ ...settings, ...opts });
   }
 
   /**
@@ -317,17 +321,32 @@ function profile(claims: z.infer<typeof Profile>): Omit<OidcIdentity, "issuer" |
   };
 }
 
-const clients = new WeakMap<Config, OidcClient>();
+/** The provider's settings (HOIST_OIDC_*). */
+export type OidcSettings = NonNullable<Config["oidc"]>;
 
 /**
- * The client of this configuration's provider, built once (by `build`, given on first use: tests pass one
+ * The provider's settings: read on first use where they are secrets (`Deps.oidcSettings`, on AWS), else
+ * the configuration's. Undefined when OpenID Connect sign-in is not configured.
+ */
+export async function oidcSettings(deps: Pick<Deps, "config" | "oidcSettings">): Promise<OidcSettings | undefined> {
+  return deps.oidcSettings ? deps.oidcSettings() : deps.config.oidc;
+}
+
+const clients = new WeakMap<OidcSettings, OidcClient>();
+
+/**
+ * The client of these settings' provider, built once (by `build`, given on first use: tests pass one
  * with their own fetch), so its discovery document and keys stay cached across requests.
  */
-export function oidcClient(config: Config, build = () => OidcClient.fromConfig(config)): OidcClient {
-  let client = clients.get(config);
+export function oidcClient(
+  settings: OidcSettings | undefined,
+  build = () => OidcClient.fromSettings(settings),
+): OidcClient {
+  if (!settings) return build();
+  let client = clients.get(settings);
   if (!client) {
     client = build();
-    clients.set(config, client);
+    clients.set(settings, client);
   }
   return client;
 }
