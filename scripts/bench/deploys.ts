@@ -416,6 +416,7 @@ function ownWriteRound(
   shape: TransactOp[],
   requests: number,
   concurrency: number,
+  label = "its own write, raw: the push's transaction replayed",
 ): Promise<Omit<PushRound, "drainMs">> {
   const run = randomBytes(4).toString("hex");
   const expiresAt = Math.floor(Date.now() / 1000) + 3600;
@@ -427,7 +428,7 @@ function ownWriteRound(
     }
     return out;
   };
-  return closedLoop("its own write, raw: the push's transaction replayed", requests, concurrency, async (i) => {
+  return closedLoop(label, requests, concurrency, async (i) => {
     await store.transact(
       shape.map((op, k) => {
         if (!("put" in op)) throw new Error("a push's transaction is puts");
@@ -457,6 +458,17 @@ function floorRound(store: Store, requests: number, concurrency: number): Promis
   });
 }
 
+/**
+ * The least an ingest can write and still be what the issue asks for ("claim of the delivery, the deployments,
+ * their jobs and the audit entry"): the push's transaction without its queued marker and its second audit entry
+ * (the deployment's own `deployment.trigger`). Replayed raw, it is the ceiling of any such ingest here.
+ */
+function minimumOf(shape: TransactOp[]): TransactOp[] {
+  return shape.filter(
+    (op) => !("put" in op) || (op.put.entity !== "queued-deployment" && op.put.action !== "deployment.trigger"),
+  );
+}
+
 interface StartRun {
   /** POST sent → 202 received. */
   answer: number;
@@ -479,6 +491,7 @@ export const deploys: Suite = {
     const rounds: PushRound[] = [];
     const floors: Omit<PushRound, "drainMs">[] = [];
     const ownWrites: Omit<PushRound, "drainMs">[] = [];
+    const minimumWrites: Omit<PushRound, "drainMs">[] = [];
     let pushWrite: TransactOp[] | undefined;
     let dup: Omit<PushRound, "drainMs"> | undefined;
     let idle: Summary | undefined;
@@ -550,6 +563,11 @@ export const deploys: Suite = {
         if (pushWrite) {
           ctx.log(`  the push's own ${pushWrite.length}-item transaction, raw, at concurrency ${concurrency}…`);
           ownWrites.push(await ownWriteRound(deps.store, pushWrite, requests, concurrency));
+          const minimum = minimumOf(pushWrite);
+          ctx.log(`  the least such an ingest writes (${minimum.length} items), raw, at concurrency ${concurrency}…`);
+          minimumWrites.push(
+            await ownWriteRound(deps.store, minimum, requests, concurrency, "the issue's minimum write, raw"),
+          );
         }
       }
       ctx.log(`${IDLE_PUSHES} pushes one at a time, each once the deploy queue is empty…`);
@@ -609,7 +627,7 @@ export const deploys: Suite = {
 
     // ───────── tables ─────────
     const lat = (label: string, r: Omit<PushRound, "drainMs">) => [label, ...driveCells(r)];
-    const problems = [...rounds, ...floors, ...ownWrites, ...(dup ? [dup] : [])].flatMap((r) =>
+    const problems = [...rounds, ...floors, ...ownWrites, ...minimumWrites, ...(dup ? [dup] : [])].flatMap((r) =>
       Object.entries(r.problems).map(([k, n]) => `! ${r.label} c=${r.concurrency}: ${n}× ${k}`),
     );
     const share = (label: string, concurrency: number, pct: number) => [
@@ -632,6 +650,7 @@ export const deploys: Suite = {
         ...rounds.flatMap((r) => {
           const f = floors.find((x) => x.concurrency === r.concurrency);
           const own = ownWrites.find((x) => x.concurrency === r.concurrency);
+          const least = minimumWrites.find((x) => x.concurrency === r.concurrency);
           return [
             lat(r.label, r),
             ...(f
@@ -639,6 +658,12 @@ export const deploys: Suite = {
               : []),
             ...(own
               ? [lat(own.label, own), share("  push ÷ its own write", r.concurrency, (100 * r.rps) / own.rps)]
+              : []),
+            ...(least && f
+              ? [
+                  lat(least.label, least),
+                  share("  minimum write ÷ raw floor: the ceiling", r.concurrency, (100 * least.rps) / f.rps),
+                ]
               : []),
           ];
         }),
@@ -669,6 +694,8 @@ export const deploys: Suite = {
         "process, run right after each push row once the deploy queue drained (no worker running); the push rows run the worker alongside.",
         `Its own write: the ${pushWrite?.length ?? "?"}-item transaction one push sent, replayed raw with fresh keys: the push's floor, since`,
         "DynamoDB Local's cost grows with the items and index entries written (measured here: ~1 ms per item at c=1, more at c=8).",
+        `The issue's minimum write: that transaction without the queued marker and the deployment's own audit entry (${pushWrite ? minimumOf(pushWrite).length : "?"} items: the claim,`,
+        "the deployment, its job, the webhook's audit entry), replayed the same way: no ingest writing what the issue lists can go faster here.",
         "The app's server points at a closed port: the worker's deploys fail at TCP connect (no SSH), but it still runs in this process during the timing",
         `(~20 DynamoDB calls per deployment: lock, running, announce, supersede, app/server/env reads, log, finish, usage, audit, wake-next).`,
         `The queue was empty again ${rounds.map((r) => `${(r.drainMs / 1000).toFixed(1)} s`).join(" and ")} after the last answer of each row. "worker idle": each push sent once the previous one's job was done.`,
