@@ -91,6 +91,14 @@ export class RateLimitedError extends HoistError {
   }
 }
 
+/** A feature this Hoist is not set up for (GitHub or OpenID Connect sign-in): 503 until its operator configures it. */
+export class NotConfiguredError extends HoistError {
+  override name = "NotConfiguredError";
+  constructor(message: string) {
+    super(503, "not_configured", message);
+  }
+}
+
 /** A dependency Hoist needs (the queue, KMS, GitHub) failed; nothing was left half done. */
 export class ServiceUnavailableError extends HoistError {
   override name = "ServiceUnavailableError";

@@ -1,7 +1,7 @@
 import { hkdfSync } from "node:crypto";
 import type { JwtKeySet } from "@hoist/core/auth/keys";
 import { type Config, loadConfig } from "@hoist/core/config";
-import { ConfigError, HoistError } from "@hoist/core/errors";
+import { ConfigError, NotConfiguredError, ServiceUnavailableError } from "@hoist/core/errors";
 import { createLogger, type Logger } from "@hoist/core/logger";
 import type { Deps, JobQueue, KeyVault, Scheduler } from "@hoist/core/ports";
 import type { Executor } from "@hoist/core/servers/ssh";
@@ -121,11 +121,8 @@ function oidcFromSsm(env: Record<string, string | undefined>, logger: Logger): (
       settings = undefined;
       // A ConfigError names the variables at fault, an SSM error the parameters: neither carries a value.
       logger.error("oidc.settings_unreadable", { error: err instanceof Error ? err.message : String(err) });
-      throw new HoistError(
-        503,
-        "not_configured",
-        "OpenID Connect sign-in's settings could not be read; try again later",
-      );
+      if (err instanceof ConfigError) throw new NotConfiguredError("OpenID Connect sign-in is misconfigured");
+      throw new ServiceUnavailableError("OpenID Connect sign-in's settings could not be read; try again");
     }
   };
   return () => {

@@ -142,7 +142,7 @@ describe("OpenID Connect settings on AWS", () => {
     setOidc(op.env());
     refuse = true;
     const deps = await awsDeps();
-    await expect(deps.oidcSettings?.()).rejects.toMatchObject({ status: 503, code: "not_configured" });
+    await expect(deps.oidcSettings?.()).rejects.toMatchObject({ status: 503, code: "unavailable" });
     refuse = false;
     expect(await deps.oidcSettings?.()).toMatchObject({ issuer: op.env().HOIST_OIDC_ISSUER });
   });
@@ -151,7 +151,7 @@ describe("OpenID Connect settings on AWS", () => {
     setOidc({ ...op.env(), HOIST_OIDC_ISSUER: "ftp://sso.example.com" });
     const deps = await awsDeps();
     const err = await deps.oidcSettings?.().catch((e: Error) => e);
-    expect(err).toMatchObject({ status: 503 });
+    expect(err).toMatchObject({ status: 503, code: "not_configured" });
     expect(String((err as Error).message)).not.toContain("ftp://");
   });
 });

@@ -2,7 +2,14 @@ import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { recordAudit } from "../audit/service.ts";
 import type { Config } from "../config.ts";
-import { ConditionFailedError, ConflictError, ForbiddenError, HoistError, UnauthorizedError } from "../errors.ts";
+import {
+  ConditionFailedError,
+  ConflictError,
+  ForbiddenError,
+  HoistError,
+  NotConfiguredError,
+  UnauthorizedError,
+} from "../errors.ts";
 import type { Deps } from "../ports.ts";
 import { cond, type Key, type TransactOp } from "../store/store.ts";
 import { toUser, type User, type UserItem, userKeys } from "../users/entity.ts";
@@ -160,7 +167,7 @@ const bearer = (token: string) => ({
 
 function oauthApp(config: Config): { clientId: string; clientSecret: string } {
   const { clientId, clientSecret } = config.github;
-  if (!clientId || !clientSecret) throw new HoistError(503, "not_configured", "GitHub sign-in is not configured");
+  if (!clientId || !clientSecret) throw new NotConfiguredError("GitHub sign-in is not configured");
   return { clientId, clientSecret };
 }
 

@@ -1,7 +1,7 @@
 import { createRemoteJWKSet, customFetch, errors, type JWTPayload, jwtVerify } from "jose";
 import { z } from "zod";
 import type { Config } from "../config.ts";
-import { HoistError } from "../errors.ts";
+import { HoistError, NotConfiguredError } from "../errors.ts";
 import type { Deps } from "../ports.ts";
 
 /**
@@ -100,7 +100,7 @@ export class OidcClient {
     settings: OidcSettings | undefined,
     opts: Pick<OidcClientOptions, "fetch" | "timeoutMs"> = {},
   ): OidcClient {
-    if (!settings) throw new HoistError(503, "not_configured", "OpenID Connect sign-in is not configured");
+    if (!settings) throw new NotConfiguredError("OpenID Connect sign-in is not configured");
     return new OidcClient({ ...settings, ...opts });
   }
 
