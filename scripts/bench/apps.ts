@@ -260,7 +260,7 @@ export const apps: Suite = {
         row("round trip", (t) => t.roundTrip),
       ],
       notes: [
-        `Polls per round trip: median ${ms(summarize(trips.map((t) => t.polls)).p50)}. Each SSH exec is a new connection (TCP, kex, ed25519 auth, /bin/sh, close).`,
+        `Polls per round trip: median ${ms(summarize(trips.map((t) => t.polls)).p50)}. Each SSH exec is a channel on the server's warm connection (its handshake paid in the warm-up), .env from stdin, /bin/sh.`,
         "Queue: TableQueue on DynamoDB Local, woken in-process by the send; SSH server and runtime share this process.",
       ],
     };

@@ -15,6 +15,7 @@ import { AUDIENCE, authenticate } from "@hoist/core/auth/tokens";
 import { loadConfig } from "@hoist/core/config";
 import { countInWindow } from "@hoist/core/http/middleware/rate-limit";
 import type { Store } from "@hoist/core/store/store";
+import { UNLIMITED_PLANS_FILE } from "@hoist/core/testing/plans";
 import { monthOf, usageKey } from "@hoist/core/usage/entity";
 import { getUsage } from "@hoist/core/usage/service";
 import { type Runtime, startRuntime } from "@hoist/local/runtime";
@@ -42,7 +43,8 @@ export interface Embedded {
 
 /**
  * The embedded runtime in this process, on a fresh temp data dir, a free port,
- * silent logs, no rate limits and no periodic status sweep. Only the variables
+ * silent logs, no rate limits, plans without limits (the plans suite measures
+ * those) and no periodic status sweep. Only the variables
  * given here (plus `env`) are read, never the caller's HOIST_* environment.
  */
 export async function startEmbedded(env: Record<string, string> = {}): Promise<Embedded> {
@@ -57,6 +59,7 @@ export async function startEmbedded(env: Record<string, string> = {}): Promise<E
       HOIST_RATE_LIMIT_AUTH: "0",
       HOIST_RATE_LIMIT_API: "0",
       HOIST_STATUS_SWEEP_SECONDS: "0",
+      HOIST_PLANS_FILE: UNLIMITED_PLANS_FILE,
       ...env,
     });
     const runtime = await startRuntime(config);
