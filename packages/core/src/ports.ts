@@ -95,7 +95,7 @@ export interface Deps {
    * Where the OpenID Connect provider's settings are secrets read on first use (on AWS, from SSM:
    * only sign-in with the provider needs them, so no cold start waits on them); absent, `config.oidc`.
    */
-  oidcSettings?: () => Promise<Config["oidc"]>;
+  readOidcSettings?: () => Promise<Config["oidc"]>;
   /** JWT signing and verification keys (a data-dir file embedded, an SST secret on AWS). */
   jwtKeys: JwtKeySet;
   /**

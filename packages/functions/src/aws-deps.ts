@@ -59,14 +59,14 @@ export async function awsDeps(ports: PortBuilders = {}): Promise<Deps> {
   const executor = lazy("executor", ports.executor);
   const logger = createLogger(config.logLevel);
   // On a stage SST deployed, OpenID Connect's settings are secrets read on first use; elsewhere HOIST_OIDC_* as given.
-  const oidcSettings = process.env.SST_APP ? oidcFromSsm(env, logger) : undefined;
+  const readOidcSettings = process.env.SST_APP ? oidcFromSsm(env, logger) : undefined;
   // Written as soon as counted, alongside the request; the http handler awaits it before Lambda may freeze the instance.
   const usage = lazy("usage", () => new UsageMeter({ store: store(), logger, flushOnCount: true }));
 
   return {
     config,
     logger,
-    ...(oidcSettings ? { oidcSettings } : {}),
+    ...(readOidcSettings ? { readOidcSettings } : {}),
     get store() {
       return store();
     },

@@ -131,7 +131,7 @@ describe("OpenID Connect settings on AWS", () => {
     setOidc(undefined);
     asked.length = 0;
     const deps = await awsDeps();
-    expect(await deps.oidcSettings?.()).toBeUndefined();
+    expect(await deps.readOidcSettings?.()).toBeUndefined();
     expect(asked.map((names) => names[0])).toEqual([
       stagePath("OIDC_ISSUER"),
       "/sst/hoist/.fallback/Secret/OIDC_ISSUER/value",
@@ -142,15 +142,15 @@ describe("OpenID Connect settings on AWS", () => {
     setOidc(op.env());
     refuse = true;
     const deps = await awsDeps();
-    await expect(deps.oidcSettings?.()).rejects.toMatchObject({ status: 503, code: "unavailable" });
+    await expect(deps.readOidcSettings?.()).rejects.toMatchObject({ status: 503, code: "unavailable" });
     refuse = false;
-    expect(await deps.oidcSettings?.()).toMatchObject({ issuer: op.env().HOIST_OIDC_ISSUER });
+    expect(await deps.readOidcSettings?.()).toMatchObject({ issuer: op.env().HOIST_OIDC_ISSUER });
   });
 
   it("answer 503 when set but invalid, naming no value", async () => {
     setOidc({ ...op.env(), HOIST_OIDC_ISSUER: "ftp://sso.example.com" });
     const deps = await awsDeps();
-    const err = await deps.oidcSettings?.().catch((e: Error) => e);
+    const err = await deps.readOidcSettings?.().catch((e: Error) => e);
     expect(err).toMatchObject({ status: 503, code: "not_configured" });
     expect(String((err as Error).message)).not.toContain("ftp://");
   });

@@ -25,7 +25,7 @@ import { type Caller, newUserItem, type Session, signUpExternal, startSession } 
 type GuardItem = Key & { entity: "guard"; userId: string };
 
 const trimSlash = (url: string) => url.replace(/\/+$/, "");
-const displayName = async (deps: Pick<Deps, "config" | "oidcSettings">) =>
+const displayName = async (deps: Pick<Deps, "config" | "readOidcSettings">) =>
   (await oidcSettings(deps))?.name ?? "OpenID Connect";
 
 /** Stores a fresh state (PKCE verifier, nonce, browser binding) and answers the provider's authorize URL. */

@@ -325,11 +325,11 @@ function profile(claims: z.infer<typeof Profile>): Omit<OidcIdentity, "issuer" |
 export type OidcSettings = NonNullable<Config["oidc"]>;
 
 /**
- * The provider's settings: read on first use where they are secrets (`Deps.oidcSettings`, on AWS), else
+ * The provider's settings: read on first use where they are secrets (`Deps.readOidcSettings`, on AWS), else
  * the configuration's. Undefined when OpenID Connect sign-in is not configured.
  */
-export async function oidcSettings(deps: Pick<Deps, "config" | "oidcSettings">): Promise<OidcSettings | undefined> {
-  return deps.oidcSettings ? deps.oidcSettings() : deps.config.oidc;
+export async function oidcSettings(deps: Pick<Deps, "config" | "readOidcSettings">): Promise<OidcSettings | undefined> {
+  return deps.readOidcSettings ? deps.readOidcSettings() : deps.config.oidc;
 }
 
 const clients = new WeakMap<OidcSettings, OidcClient>();
