@@ -23,7 +23,7 @@ import { mkdir, readFile, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
-import { type QueueJobItem, queueJobKeys } from "@hoist/core/adapters/local/table-queue";
+import { type QueueJobItem, queueJobKeys, type TableQueue } from "@hoist/core/adapters/local/table-queue";
 import { loadConfig } from "@hoist/core/config";
 import { createLogger } from "@hoist/core/logger";
 import type { Executor } from "@hoist/core/servers/ssh";
@@ -492,6 +492,7 @@ export const deploys: Suite = {
     const floors: Omit<PushRound, "drainMs">[] = [];
     const ownWrites: Omit<PushRound, "drainMs">[] = [];
     const minimumWrites: Omit<PushRound, "drainMs">[] = [];
+    const alone: { push: Omit<PushRound, "drainMs">; floor: Omit<PushRound, "drainMs"> }[] = [];
     let pushWrite: TransactOp[] | undefined;
     let dup: Omit<PushRound, "drainMs"> | undefined;
     let idle: Summary | undefined;
@@ -620,6 +621,20 @@ export const deploys: Suite = {
           total: commandAt - sentAt,
         });
       }
+
+      // ───────── (a, last) the ingest alone: the deploy queue's consumer stopped, as on AWS where the worker is
+      // another Lambda; the jobs stay queued (the runtime is thrown away after). ─────────
+      ctx.log("stopping the deploy queue's consumer, then pushes with nothing else running…");
+      await (deps.queue as TableQueue).stop();
+      for (const { requests, concurrency } of PUSH_ROUNDS) {
+        const ds = Array.from({ length: requests }, (_, i) => delivery(template, repoA, `alone${concurrency}-${i}`));
+        const push = await pushRound(b.url, "push → 202, deploy worker stopped", ds, concurrency, "accepted");
+        const floor = await floorRound(deps.store, requests, concurrency);
+        ctx.log(
+          `  c=${concurrency}: ${push.rps.toFixed(0)} req/s; raw floor right after ${floor.rps.toFixed(0)} req/s`,
+        );
+        alone.push({ push, floor });
+      }
     } finally {
       ctx.log("stopping the SSH server and the runtime…");
       await bench?.stop();
@@ -627,9 +642,14 @@ export const deploys: Suite = {
 
     // ───────── tables ─────────
     const lat = (label: string, r: Omit<PushRound, "drainMs">) => [label, ...driveCells(r)];
-    const problems = [...rounds, ...floors, ...ownWrites, ...minimumWrites, ...(dup ? [dup] : [])].flatMap((r) =>
-      Object.entries(r.problems).map(([k, n]) => `! ${r.label} c=${r.concurrency}: ${n}× ${k}`),
-    );
+    const problems = [
+      ...rounds,
+      ...floors,
+      ...ownWrites,
+      ...minimumWrites,
+      ...alone.flatMap((a) => [a.push, a.floor]),
+      ...(dup ? [dup] : []),
+    ].flatMap((r) => Object.entries(r.problems).map(([k, n]) => `! ${r.label} c=${r.concurrency}: ${n}× ${k}`));
     const share = (label: string, concurrency: number, pct: number) => [
       label,
       concurrency,
@@ -683,6 +703,11 @@ export const deploys: Suite = {
             ]
           : []),
         ...(dup ? [lat(dup.label, dup)] : []),
+        ...alone.flatMap(({ push, floor }) => [
+          lat(push.label, push),
+          lat(floor.label, floor),
+          share("  push, worker stopped ÷ raw floor (goal ≥ 80 %)", push.concurrency, (100 * push.rps) / floor.rps),
+        ]),
       ],
       notes: [
         "Each accepted push, embedded: one DynamoDB round trip, its TransactWriteItems (claim, the job on the table-backed queue,",
@@ -690,6 +715,8 @@ export const deploys: Suite = {
         "embedded store until a binding changes (adapters/local/binding-cache.ts), the failure count is read only for a bad signature.",
         "(On AWS: a GetItem for the secret, the queries, the transaction, then the SQS send.)",
         "A duplicate: the transaction's claim condition fails, then one consistent GetItem of the claim.",
+        "Deploy worker stopped (run last): the deploy queue's consumer stopped, so the push does its HTTP, signature, parse and transaction",
+        "with nothing else running in the process, as on AWS where the worker is another Lambda; its floor is measured right after it.",
         "Raw floor: DynamoDB Local's rate for TransactWriteItems of 3 small puts (attribute_not_exists), through the runtime's Store in this",
         "process, run right after each push row once the deploy queue drained (no worker running); the push rows run the worker alongside.",
         `Its own write: the ${pushWrite?.length ?? "?"}-item transaction one push sent, replayed raw with fresh keys: the push's floor, since`,
