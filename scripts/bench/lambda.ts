@@ -24,6 +24,7 @@ import { basename, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import { generateKeySetJson } from "@hoist/core/auth/keys";
+import { httpEvent } from "@hoist/functions/testing/http-event";
 import type { BuildOptions, Metafile } from "esbuild";
 import { lambdaNodejs } from "../../infra/esbuild.ts";
 import { kb, keepDir, mark, median, ms, removeDir, root, type Suite, type Table, tempDir } from "./lib.ts";
@@ -37,25 +38,7 @@ const ENTRYPOINTS = ["http", "ws", "deploy-worker", "auto-stop"];
 const FIRST_REQUEST: Record<string, { label: string; event: object }> = {
   http: {
     label: "GET /health",
-    event: {
-      version: "2.0",
-      routeKey: "$default",
-      rawPath: "/health",
-      rawQueryString: "",
-      headers: { host: "api.example", "user-agent": "bench" },
-      requestContext: {
-        accountId: "123456789012",
-        apiId: "api",
-        domainName: "api.example",
-        http: { method: "GET", path: "/health", protocol: "HTTP/1.1", sourceIp: "192.0.2.1", userAgent: "bench" },
-        requestId: "bench",
-        routeKey: "$default",
-        stage: "$default",
-        time: "02/Dec/2026:00:00:00 +0000",
-        timeEpoch: 1796169600000,
-      },
-      isBase64Encoded: false,
-    },
+    event: httpEvent("GET", "/health"),
   },
 };
 const RUNS = 5;

@@ -37,7 +37,7 @@ function lazy<T>(name: string, build: (() => T) | undefined): () => T {
  */
 export async function awsDeps(ports: PortBuilders = {}): Promise<Deps> {
   const secrets = await loadSecrets(["JWT_PRIVATE_KEY", "GITHUB_CLIENT_SECRET", "GITHUB_WEBHOOK_SECRET"]);
-  const env = {
+  const env: Record<string, string | undefined> = {
     ...process.env,
     HOIST_GITHUB_CLIENT_SECRET: secrets.GITHUB_CLIENT_SECRET,
     HOIST_GITHUB_WEBHOOK_SECRET: secrets.GITHUB_WEBHOOK_SECRET,
@@ -59,7 +59,7 @@ export async function awsDeps(ports: PortBuilders = {}): Promise<Deps> {
   const executor = lazy("executor", ports.executor);
   const logger = createLogger(config.logLevel);
   // On a stage SST deployed, OpenID Connect's settings are secrets read on first use; elsewhere HOIST_OIDC_* as given.
-  const readOidcSettings = process.env.SST_APP ? oidcFromSsm(env, logger) : undefined;
+  const readOidcSettings = env.SST_APP ? oidcFromSsm(env, logger) : undefined;
   // Written as soon as counted, alongside the request; the http handler awaits it before Lambda may freeze the instance.
   const usage = lazy("usage", () => new UsageMeter({ store: store(), logger, flushOnCount: true }));
 

@@ -6,6 +6,7 @@ import { testTable } from "@hoist/core/testing/dynamo";
 import { monthOf, type UsageItem, usageKey } from "@hoist/core/usage/entity";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { httpEvent } from "./testing/http-event.ts";
 
 const SLOW_USAGE_MS = 300;
 let store: DynamoStore;
@@ -62,39 +63,10 @@ beforeAll(async () => {
   ({ handler } = (await import("./http.ts")) as unknown as { handler: typeof handler });
 });
 
-/** An API Gateway HTTP API (payload 2.0) event, as a literal. */
-function event(method: string, path: string, opts: { token?: string; body?: unknown } = {}): APIGatewayProxyEventV2 {
-  return {
-    version: "2.0",
-    routeKey: "$default",
-    rawPath: path,
-    rawQueryString: "",
-    headers: {
-      host: "api.example.com",
-      ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
-      ...(opts.body ? { "content-type": "application/json" } : {}),
-    },
-    requestContext: {
-      accountId: "123456789012",
-      apiId: "api",
-      domainName: "api.example.com",
-      domainPrefix: "api",
-      http: { method, path, protocol: "HTTP/1.1", sourceIp: "203.0.113.7", userAgent: "vitest" },
-      requestId: "req",
-      routeKey: "$default",
-      stage: "$default",
-      time: new Date().toUTCString(),
-      timeEpoch: Date.now(),
-    },
-    body: opts.body ? JSON.stringify(opts.body) : undefined,
-    isBase64Encoded: false,
-  };
-}
-
 describe("the http Lambda handler", () => {
   it("has written the request's usage count when it returns", async () => {
     const registered = await handler(
-      event("POST", "/api/auth/register", {
+      httpEvent("POST", "/api/auth/register", {
         body: { username: "lambda", email: "lambda@example.com", password: "correct horse battery staple" },
       }),
     );
@@ -104,7 +76,7 @@ describe("the http Lambda handler", () => {
 
     for (let i = 1; i <= 3; i++) {
       const started = performance.now();
-      expect((await handler(event("GET", "/api/auth/verify", { token }))).statusCode).toBe(200);
+      expect((await handler(httpEvent("GET", "/api/auth/verify", { token }))).statusCode).toBe(200);
       expect(performance.now() - started).toBeGreaterThanOrEqual(SLOW_USAGE_MS - 10);
       expect(await requests()).toBe(i);
     }

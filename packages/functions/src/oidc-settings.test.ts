@@ -6,6 +6,7 @@ import { TestOidcProvider } from "@hoist/core/testing/oidc-provider";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { awsDeps } from "./aws-deps.ts";
+import { httpEvent } from "./testing/http-event.ts";
 
 /**
  * On a stage SST deployed, the http function's secrets are prefetched into its environment and OpenID
@@ -83,28 +84,8 @@ afterAll(async () => {
   await new Promise<void>((ok) => ssm.close(() => ok()));
 });
 
-function event(path: string): APIGatewayProxyEventV2 {
-  return {
-    version: "2.0",
-    routeKey: "$default",
-    rawPath: path,
-    rawQueryString: "",
-    headers: { host: "api.example.com", accept: "application/json" },
-    requestContext: {
-      accountId: "123456789012",
-      apiId: "api",
-      domainName: "api.example.com",
-      domainPrefix: "api",
-      http: { method: "GET", path, protocol: "HTTP/1.1", sourceIp: "203.0.113.7", userAgent: "vitest" },
-      requestId: "req",
-      routeKey: "$default",
-      stage: "$default",
-      time: new Date().toUTCString(),
-      timeEpoch: Date.now(),
-    },
-    isBase64Encoded: false,
-  };
-}
+/** A browser-less GET, asking for JSON problems. */
+const get = (path: string) => httpEvent("GET", path, { headers: { accept: "application/json" } });
 
 describe("OpenID Connect settings on AWS", () => {
   it("are read from SSM on the first sign-in, not at import, and then kept", async () => {
@@ -115,15 +96,15 @@ describe("OpenID Connect settings on AWS", () => {
     };
     expect(asked).toEqual([]); // the import: prefetched secrets only
 
-    expect((await handler(event("/health"))).statusCode).toBe(200);
+    expect((await handler(get("/health"))).statusCode).toBe(200);
     expect(asked).toEqual([]);
 
-    const login = await handler(event("/api/auth/oidc/login"));
+    const login = await handler(get("/api/auth/oidc/login"));
     expect(login.statusCode).toBe(302);
     expect(login.headers?.location).toMatch(new RegExp(`^${op.env().HOIST_OIDC_ISSUER}`));
     expect(asked).toEqual([["OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"].map(stagePath)]);
 
-    expect((await handler(event("/api/auth/oidc/login"))).statusCode).toBe(302);
+    expect((await handler(get("/api/auth/oidc/login"))).statusCode).toBe(302);
     expect(asked).toHaveLength(1);
   });
 
