@@ -444,18 +444,26 @@ function ownWriteRound(
  * puts, each conditional on attribute_not_exists, through the runtime's Store (its DocumentClient, in this
  * process), `concurrency` at a time. The ingest rows divided by this say how close Hoist gets to the database.
  */
+/** Items in the raw floor's transaction. */
+const FLOOR_ITEMS = 3;
+
 function floorRound(store: Store, requests: number, concurrency: number): Promise<Omit<PushRound, "drainMs">> {
   const run = randomBytes(4).toString("hex");
   const expiresAt = Math.floor(Date.now() / 1000) + 3600;
-  return closedLoop("raw floor: TransactWriteItems, 3 conditional puts", requests, concurrency, async (i) => {
-    await store.transact(
-      [0, 1, 2].map((k) => ({
-        put: { pk: `BENCHFLOOR#${run}#${i}#${k}`, sk: "FLOOR", entity: "bench-floor", n: i, expiresAt },
-        condition: cond.attrNotExists("pk"),
-      })),
-    );
-    return undefined;
-  });
+  return closedLoop(
+    `raw floor: TransactWriteItems, ${FLOOR_ITEMS} conditional puts`,
+    requests,
+    concurrency,
+    async (i) => {
+      await store.transact(
+        Array.from({ length: FLOOR_ITEMS }, (_, k) => ({
+          put: { pk: `BENCHFLOOR#${run}#${i}#${k}`, sk: "FLOOR", entity: "bench-floor", n: i, expiresAt },
+          condition: cond.attrNotExists("pk"),
+        })),
+      );
+      return undefined;
+    },
+  );
 }
 
 /**
@@ -471,7 +479,7 @@ function minimumOf(shape: TransactOp[]): TransactOp[] {
 
 /**
  * DynamoDB Local's cost of a transaction as `perTransaction + perItem × items`, fitted (least squares) to the mean
- * time of the raw rows at one concurrency: the floor (3 items), the issue's minimum and the push's own write.
+ * time of the raw rows at one concurrency: the floor, the issue's minimum and the push's own write.
  * `maxItems`: the largest write still ≥ 80 % of the floor's rate at that cost, with nothing else in the request.
  */
 function itemCost(
@@ -484,7 +492,7 @@ function itemCost(
   if (n < 2 || sxx === 0) return undefined;
   const perItem = points.reduce((a, p) => a + (p.items - mx) * (p.ms - my), 0) / sxx;
   const perTransaction = my - perItem * mx;
-  const floorMs = perTransaction + 3 * perItem;
+  const floorMs = perTransaction + FLOOR_ITEMS * perItem;
   return { perTransaction, perItem, maxItems: Math.floor((floorMs / 0.8 - perTransaction) / perItem) };
 }
 
@@ -575,7 +583,9 @@ export const deploys: Suite = {
         const drainMs = await b.drained();
         rounds.push({ ...r, drainMs });
         sent.push(...ds);
-        ctx.log(`  raw floor: ${requests} TransactWriteItems (3 conditional puts) at concurrency ${concurrency}…`);
+        ctx.log(
+          `  raw floor: ${requests} TransactWriteItems (${FLOOR_ITEMS} conditional puts) at concurrency ${concurrency}…`,
+        );
         if (floors.length === 0) await floorRound(deps.store, PUSH_WARMUP, 2);
         const f = await floorRound(deps.store, requests, concurrency);
         ctx.log(`  ${f.rps.toFixed(0)} req/s, p50 ${ms(f.latency.p50)} ms`);
@@ -684,7 +694,7 @@ export const deploys: Suite = {
       const least = minimumWrites.find((x) => x.concurrency === f.concurrency);
       if (!own || !least || !pushWrite) return [];
       const fit = itemCost([
-        { items: 3, ms: 1000 / f.rps },
+        { items: FLOOR_ITEMS, ms: 1000 / f.rps },
         { items: minimumOf(pushWrite).length, ms: 1000 / least.rps },
         { items: pushWrite.length, ms: 1000 / own.rps },
       ]);
@@ -747,10 +757,10 @@ export const deploys: Suite = {
         "A duplicate: the transaction's claim condition fails, then one consistent GetItem of the claim.",
         "Deploy worker stopped (run last): the deploy queue's consumer stopped, so the push does its HTTP, signature, parse and transaction",
         "with nothing else running in the process, as on AWS where the worker is another Lambda; its floor is measured right after it.",
-        "Raw floor: DynamoDB Local's rate for TransactWriteItems of 3 small puts (attribute_not_exists), through the runtime's Store in this",
+        `Raw floor: DynamoDB Local's rate for TransactWriteItems of ${FLOOR_ITEMS} small puts (attribute_not_exists), through the runtime's Store in this`,
         "process, run right after each push row once the deploy queue drained (no worker running); the push rows run the worker alongside.",
         `Its own write: the ${pushWrite?.length ?? "?"}-item transaction one push sent, replayed raw with fresh keys: the push's floor, since`,
-        "DynamoDB Local's cost grows with the items written (not with their size or index entries), fitted to the three raw rows (1000 / req/s):",
+        "DynamoDB Local's cost grows with the items written, fitted to the three raw rows (1000 / req/s):",
         ...costs.map(
           ({ concurrency, fit }) =>
             `  c=${concurrency}: ${fit.perTransaction.toFixed(2)} ms per transaction + ${fit.perItem.toFixed(2)} ms per item; a write reaches 80 % of the floor's rate with at most ${fit.maxItems} items, and no HTTP, signature or parse.`,
